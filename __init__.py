@@ -1,0 +1,1 @@
+"""mechzoo: multi-agent RL environments for resource-allocation mechanisms without money."""

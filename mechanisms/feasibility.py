@@ -1,0 +1,33 @@
+"""Feasibility of allocations: the invariant every mechanism must keep.
+
+Feasible means ``0 <= a <= demands`` and ``sum_i a[..., i, m] <= budget[..., m]``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def repair_feasibility(allocation: np.ndarray, demands: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """Remove solver round-off so that the allocation is exactly feasible.
+
+    Clips to ``[0, demands]`` and scales down any resource column whose sum exceeds the
+    budget. Meant for errors of order 1e-12, not for fixing a wrong solution.
+
+    Shapes: ``allocation, demands (..., N, M)``, ``budget (..., M)``; returns ``(..., N, M)``.
+    """
+    a = np.clip(allocation, 0.0, demands)
+    total = a.sum(axis=-2)
+    over = total > budget
+    if np.any(over):
+        # Shrink by slightly more than the exact ratio so the recomputed sum cannot exceed it.
+        scale = np.where(over, budget / np.where(over, total, 1.0) * (1.0 - 4 * np.finfo(float).eps), 1.0)
+        a = a * scale[..., None, :]
+    return a
+
+
+def is_feasible(allocation, demands, budget, atol: float = 0.0) -> np.ndarray:
+    """Boolean ``(...)``: whether each allocation in the batch is feasible (within ``atol``)."""
+    a = np.asarray(allocation)
+    ok_bounds = np.all((a >= -atol) & (a <= np.asarray(demands) + atol), axis=(-2, -1))
+    ok_budget = np.all(a.sum(axis=-2) <= np.asarray(budget) + atol, axis=-1)
+    return ok_bounds & ok_budget

@@ -1,0 +1,160 @@
+"""Proportional fairness (PF), batched and exact: the allocation maximising Nash social welfare.
+
+Solves eq. (3) of the SAMA paper for every instance of a batch::
+
+    max_a  sum_i w_i log(v_i . (a_i + past_i))   s.t.  0 <= a <= x,  sum_i a_{i,m} <= b_m
+
+(clipped-linear utilities: with ``a <= x`` the utility of ``a + past`` under demand
+``x + past`` is linear). The solver is the compiled interior-point kernel of
+:mod:`mechzoo.mechanisms.pf_kernel`; instances it cannot finish are re-solved by the cvxpy
+reference with a warning.
+
+Conventions, shared with :func:`~mechzoo.mechanisms.pf_reference.proportional_fairness_reference`:
+
+* agents with ``v_i . x_i = 0`` and no past allocation are left out of the objective and get 0;
+* an entry with zero reported value gets 0 (giving it anything cannot raise the objective);
+* a resource whose total demand fits in its budget gives everyone its demand.
+
+Ties. When the PF allocation is not unique (the utilities always are: the objective is
+strictly concave in them), the interior-point iterates follow the central path, which ends
+near the analytic centre of the optimal face: the solver picks the "middle" optimum, so
+agents with identical reports receive identical allocations.
+
+The returned ``prices`` are the budget constraints' multipliers: the PF allocation is the
+competitive equilibrium from equal incomes (weights as incomes) at these prices.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import pf_kernel
+from .feasibility import repair_feasibility
+from .pf_reference import solve_reference_instance
+from .validation import Instance, check_instance
+
+DEFAULT_TOLERANCE = 1e-12
+DEFAULT_MAX_ITER = 100
+
+
+@dataclass(frozen=True)
+class PFSolution:
+    """A solved batch. Shapes: ``allocation, mu, nu (..., N, M)``, ``prices (..., M)``, ``converged (...)``.
+
+    ``mu`` and ``nu`` are the multipliers of ``a >= 0`` and ``a <= x``; with ``prices`` they
+    complete the KKT system (see :func:`kkt_residual`). ``from_reference`` marks instances
+    that the fast solver handed to the cvxpy reference (their ``mu, nu`` are reconstructed).
+    """
+
+    allocation: np.ndarray
+    prices: np.ndarray
+    mu: np.ndarray
+    nu: np.ndarray
+    iterations: np.ndarray
+    from_reference: np.ndarray
+
+
+def _flat(arr: np.ndarray, tail: int) -> np.ndarray:
+    """A writeable C-contiguous copy with the batch flattened (read-only views would make
+    numba compile a second specialisation)."""
+    return np.array(arr.reshape((-1,) + arr.shape[arr.ndim - tail:]), dtype=np.float64, order="C")
+
+
+def bias_utility(values: np.ndarray, past: np.ndarray) -> np.ndarray:
+    """``c_i = v_i . past_i``, the utility each agent already has: ``(..., N, M) -> (..., N)``."""
+    return np.einsum("...nm,...nm->...n", values, past)
+
+
+def solve_proportional_fairness(values, demands, budget, past=None, weights=None,
+                                tol: float = DEFAULT_TOLERANCE, max_iter: int = DEFAULT_MAX_ITER) -> PFSolution:
+    """Solve PF for a batch and return the allocation with its multipliers.
+
+    Shapes: ``values, demands, past (..., N, M)``, ``budget (..., M)``, ``weights (..., N)``
+    (leading dimensions broadcast). Units: demands, budget and allocation share each
+    resource's unit; values are utility per unit.
+    """
+    inst = check_instance(values, demands, budget, past, weights)
+    return _solve(inst, tol, max_iter)
+
+
+def _solve(inst: Instance, tol: float, max_iter: int) -> PFSolution:
+    batch, n, m = inst.batch_shape, inst.n_agents, inst.n_resources
+    v, x, b = _flat(inst.values, 2), _flat(inst.demands, 2), _flat(inst.budget, 1)
+    c, w = _flat(bias_utility(inst.values, inst.past), 1), _flat(inst.weights, 1)
+    size = v.shape[0]
+    a, mu, nu = np.zeros((size, n, m)), np.zeros((size, n, m)), np.zeros((size, n, m))
+    prices = np.zeros((size, m))
+    converged, iterations = np.zeros(size, dtype=bool), np.zeros(size, dtype=np.int64)
+    pf_kernel.solve_batch(v, x, b, c, w, tol, max_iter, a, prices, mu, nu, converged, iterations)
+    failed = np.flatnonzero(~converged)
+    if failed.size:
+        warnings.warn(f"PF interior point did not converge on {failed.size} of {size} instance(s); "
+                      "solving those with the cvxpy reference", RuntimeWarning, stacklevel=3)
+        past = _flat(inst.past, 2)
+        for t in failed:
+            a[t], prices[t] = solve_reference_instance(v[t], x[t], b[t], past[t], w[t])
+            mu[t], nu[t] = bound_multipliers(v[t], x[t], a[t], prices[t], c[t], w[t])
+    a = repair_feasibility(a, x, b)
+    return PFSolution(
+        allocation=a.reshape(batch + (n, m)), prices=prices.reshape(batch + (m,)),
+        mu=mu.reshape(batch + (n, m)), nu=nu.reshape(batch + (n, m)),
+        iterations=iterations.reshape(batch), from_reference=(~converged).reshape(batch),
+    )
+
+
+def bound_multipliers(values, demands, allocation, prices, bias, weights):
+    """Multipliers of ``a >= 0`` and ``a <= x`` implied by stationarity, given the prices.
+
+    ``gain = w_i v_im / s_i - price_m``; a positive gain is carried by ``nu``, a negative
+    one by ``mu``. Left-out agents (zero utility) get zeros. Shapes as in :class:`PFSolution`.
+    """
+    s = bias + np.einsum("...nm,...nm->...n", values, allocation)
+    safe = np.where(s > 0, s, 1.0)
+    gain = np.where((s > 0)[..., None], weights[..., None] * values / safe[..., None] - prices[..., None, :], 0.0)
+    return np.maximum(-gain, 0.0), np.maximum(gain, 0.0)
+
+
+def proportional_fairness(values, demands, budget, past=None, weights=None) -> np.ndarray:
+    """The PF allocation ``(..., N, M)`` for reports ``values, demands (..., N, M)`` and ``budget (..., M)``.
+
+    ``past (..., N, M)`` is the bias ã (allocation already received, which counts in each
+    agent's utility); ``weights (..., N)`` are the Nash-welfare exponents (default 1).
+    """
+    return solve_proportional_fairness(values, demands, budget, past, weights).allocation
+
+
+def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weights=None) -> np.ndarray:
+    """Largest violation of PF's KKT conditions per instance, in scale-free units ``(...)``.
+
+    Each resource is measured in units of its largest effective demand ``sigma_m`` (so a
+    price becomes ``price * sigma_m``) and each agent's utility is dimensionless inside the
+    log. Checks stationarity ``-w v/s - mu + nu + price = 0`` for included agents, primal
+    feasibility, dual feasibility and complementarity of all three constraint families.
+    """
+    inst = check_instance(values, demands, budget, past, weights)
+    v, x, b, w = inst.values, inst.demands, inst.budget, inst.weights
+    a, p, mu, nu = solution.allocation, solution.prices, solution.mu, solution.nu
+    xe = np.where(v > 0, x, 0.0)
+    sigma = np.minimum(xe, b[..., None, :]).max(axis=-2)
+    sigma = np.where(sigma > 0, sigma, 1.0)
+    s = bias_utility(v, inst.past) + np.einsum("...nm,...nm->...n", v, a)
+    included = ((v * xe).sum(-1) > 0) | (bias_utility(v, inst.past) > 0)
+    safe = np.where(s > 0, s, 1.0)[..., None]
+    stationarity = (-w[..., None] * v / safe - mu + nu + p[..., None, :]) * sigma[..., None, :]
+    stationarity = np.where(included[..., None], np.abs(stationarity), 0.0)
+    sig = sigma[..., None, :]
+    slack_b = b - a.sum(-2)
+    parts = [
+        stationarity.max(axis=(-2, -1)),
+        (np.maximum(-a, 0) / sig).max(axis=(-2, -1)),
+        (np.maximum(a - x, 0) / sig).max(axis=(-2, -1)),
+        (np.maximum(-slack_b, 0) / sigma).max(axis=-1),
+        (np.maximum(-np.minimum(mu, nu), 0) * sig).max(axis=(-2, -1)),
+        (np.maximum(-p, 0) * sigma).max(axis=-1),
+        np.abs(mu * a).max(axis=(-2, -1)),
+        np.abs(nu * (x - a)).max(axis=(-2, -1)),
+        np.abs(p * slack_b).max(axis=-1),
+    ]
+    return np.max(np.stack(parts), axis=0)

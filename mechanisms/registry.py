@@ -1,0 +1,109 @@
+"""Registry of one-shot mechanisms by name, so sequential mechanisms and games can take ``"pf"``.
+
+Built in: ``"pf"`` (proportional fairness), ``"pa"`` (partial allocation), ``"equal"`` (the
+uniform rule) and ``"proportional"`` (proportional to demand). Learned mechanisms are added
+with :func:`register_one_shot`.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .pf import proportional_fairness
+from .simple import equal_split, proportional_to_demand
+
+AllocateFn = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class OneShotMechanism:
+    """A named one-shot rule ``allocate(values, demands, budget, past=None) -> allocation``.
+
+    Shapes: ``values, demands, past (..., N, M)``, ``budget (..., M)``; the allocation is
+    ``(..., N, M)`` and feasible (``0 <= a <= demands``, ``sum_i a <= budget``). ``past`` is
+    the bias ã (allocation already received); rules that ignore it still accept it.
+    """
+
+    name: str
+    allocate: AllocateFn
+    description: str = ""
+
+    def __call__(self, values, demands, budget, past=None) -> np.ndarray:
+        return self.allocate(values, demands, budget, past)
+
+
+Factory = Callable[..., OneShotMechanism]
+_FACTORIES: dict[str, Factory] = {}
+
+
+def register_one_shot(name: str, factory: Factory, replace: bool = False) -> None:
+    """Register ``factory(**kwargs) -> OneShotMechanism`` under ``name``.
+
+    Raises ``ValueError`` if the name is taken, unless ``replace`` is true.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise ValueError(f"factory for {name!r} must be callable, got {type(factory).__name__}")
+    if name in _FACTORIES and not replace:
+        raise ValueError(f"one-shot mechanism {name!r} is already registered (pass replace=True to override)")
+    _FACTORIES[name] = factory
+
+
+def one_shot_names() -> tuple[str, ...]:
+    """Names accepted by :func:`make_one_shot`, in registration order."""
+    return tuple(_FACTORIES)
+
+
+def make_one_shot(name: str | OneShotMechanism, **kwargs) -> OneShotMechanism:
+    """The one-shot mechanism registered as ``name``, built with ``kwargs``.
+
+    An existing :class:`OneShotMechanism` is returned unchanged (it takes no ``kwargs``).
+    Unknown names and keyword arguments raise ``ValueError`` listing what is allowed.
+    """
+    if isinstance(name, OneShotMechanism):
+        if kwargs:
+            raise ValueError(f"keyword arguments {sorted(kwargs)} apply to mechanism names only, "
+                             f"not to the ready-made mechanism {name.name!r}")
+        return name
+    if not isinstance(name, str) or name not in _FACTORIES:
+        raise ValueError(f"unknown one-shot mechanism {name!r}; allowed names: {', '.join(one_shot_names())}")
+    factory = _FACTORIES[name]
+    signature = inspect.signature(factory)
+    try:
+        signature.bind(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"invalid arguments for one-shot mechanism {name!r}: {err}; "
+                         f"allowed: {', '.join(signature.parameters) or 'none'}") from err
+    return factory(**kwargs)
+
+
+def _partial_allocation(values, demands, budget, past=None, weights=None) -> np.ndarray:
+    from .pa import partial_allocation
+
+    return partial_allocation(values, demands, budget, past, weights)
+
+
+def _rule_factory(name: str, rule: AllocateFn, description: str) -> Factory:
+    """A factory binding the optional Nash-welfare ``weights (..., N)`` of a built-in rule."""
+
+    def factory(weights=None) -> OneShotMechanism:
+        def allocate(values, demands, budget, past=None) -> np.ndarray:
+            return rule(values, demands, budget, past, weights)
+
+        return OneShotMechanism(name, allocate, description)
+
+    return factory
+
+
+register_one_shot("pf", _rule_factory(
+    "pf", proportional_fairness, "proportional fairness: maximise the (weighted) Nash social welfare"))
+register_one_shot("pa", _rule_factory(
+    "pa", _partial_allocation, "partial allocation: PF scaled by each agent's externality ratio"))
+register_one_shot("equal", _rule_factory(
+    "equal", equal_split, "uniform rule: equal split per resource, unused shares passed on"))
+register_one_shot("proportional", _rule_factory(
+    "proportional", proportional_to_demand, "allocation proportional to demand per resource"))
