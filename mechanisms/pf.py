@@ -11,7 +11,8 @@ reference with a warning.
 
 Conventions, shared with :func:`~mechzoo.mechanisms.pf_reference.proportional_fairness_reference`:
 
-* agents with ``v_i . x_i = 0`` and no past allocation are left out of the objective and get 0;
+* agents that cannot reach a positive utility (no past allocation, and no valued demand for
+  a resource with budget) are left out of the objective and get 0;
 * an entry with zero reported value gets 0 (giving it anything cannot raise the objective);
 * a resource whose total demand fits in its budget gives everyone its demand.
 
@@ -37,6 +38,7 @@ from .validation import Instance, check_instance
 
 DEFAULT_TOLERANCE = 1e-12
 DEFAULT_MAX_ITER = 100
+TINY = 1e-150  # inputs below this (in their own units) count as 0: see _flush_tiny
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,12 @@ def _flat(arr: np.ndarray, tail: int) -> np.ndarray:
     return np.array(arr.reshape((-1,) + arr.shape[arr.ndim - tail:]), dtype=np.float64, order="C")
 
 
+def _flush_tiny(arr: np.ndarray) -> np.ndarray:
+    """Treat amounts below ``TINY`` as zero, so that rescaling by them cannot overflow."""
+    arr[arr < TINY] = 0.0
+    return arr
+
+
 def bias_utility(values: np.ndarray, past: np.ndarray) -> np.ndarray:
     """``c_i = v_i . past_i``, the utility each agent already has: ``(..., N, M) -> (..., N)``."""
     return np.einsum("...nm,...nm->...n", values, past)
@@ -81,8 +89,8 @@ def solve_proportional_fairness(values, demands, budget, past=None, weights=None
 
 def _solve(inst: Instance, tol: float, max_iter: int) -> PFSolution:
     batch, n, m = inst.batch_shape, inst.n_agents, inst.n_resources
-    v, x, b = _flat(inst.values, 2), _flat(inst.demands, 2), _flat(inst.budget, 1)
-    c, w = _flat(bias_utility(inst.values, inst.past), 1), _flat(inst.weights, 1)
+    v, x, b = (_flush_tiny(_flat(t, k)) for t, k in ((inst.values, 2), (inst.demands, 2), (inst.budget, 1)))
+    c, w = _flush_tiny(_flat(bias_utility(inst.values, inst.past), 1)), _flat(inst.weights, 1)
     size = v.shape[0]
     a, mu, nu = np.zeros((size, n, m)), np.zeros((size, n, m)), np.zeros((size, n, m))
     prices = np.zeros((size, m))
@@ -94,7 +102,12 @@ def _solve(inst: Instance, tol: float, max_iter: int) -> PFSolution:
                       "solving those with the cvxpy reference", RuntimeWarning, stacklevel=3)
         past = _flat(inst.past, 2)
         for t in failed:
-            a[t], prices[t] = solve_reference_instance(v[t], x[t], b[t], past[t], w[t])
+            try:
+                a[t], prices[t] = solve_reference_instance(v[t], x[t], b[t], past[t], w[t])
+            except RuntimeError:
+                warnings.warn("the reference failed too: keeping the interior point's last (feasible) "
+                              "iterate", RuntimeWarning, stacklevel=3)
+                continue
             mu[t], nu[t] = bound_multipliers(v[t], x[t], a[t], prices[t], c[t], w[t])
     a = repair_feasibility(a, x, b)
     return PFSolution(
@@ -130,7 +143,9 @@ def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weigh
 
     Each resource is measured in units of its largest effective demand ``sigma_m`` (so a
     price becomes ``price * sigma_m``) and each agent's utility is dimensionless inside the
-    log. Checks stationarity ``-w v/s - mu + nu + price = 0`` for included agents, primal
+    log; stationarity is relative where the scaled marginal utility exceeds 1 (agents with
+    tiny utility have huge marginals). Checks stationarity ``-w v/s - mu + nu + price = 0``
+    for included agents, primal
     feasibility, dual feasibility and complementarity of all three constraint families.
     """
     inst = check_instance(values, demands, budget, past, weights)
@@ -140,9 +155,10 @@ def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weigh
     sigma = np.minimum(xe, b[..., None, :]).max(axis=-2)
     sigma = np.where(sigma > 0, sigma, 1.0)
     s = bias_utility(v, inst.past) + np.einsum("...nm,...nm->...n", v, a)
-    included = ((v * xe).sum(-1) > 0) | (bias_utility(v, inst.past) > 0)
+    included = s > TINY  # at the optimum exactly the agents in the objective have utility
     safe = np.where(s > 0, s, 1.0)[..., None]
-    stationarity = (-w[..., None] * v / safe - mu + nu + p[..., None, :]) * sigma[..., None, :]
+    marginal = w[..., None] * v / safe * sigma[..., None, :]
+    stationarity = (-marginal + (nu - mu + p[..., None, :]) * sigma[..., None, :]) / np.maximum(marginal, 1.0)
     stationarity = np.where(included[..., None], np.abs(stationarity), 0.0)
     sig = sigma[..., None, :]
     slack_b = b - a.sum(-2)

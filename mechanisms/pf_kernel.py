@@ -12,7 +12,8 @@ contested resources), so an iteration costs ``O(N M + M^3)``.
 
 Before the interior-point loop the instance is simplified and rescaled:
  * entries with zero value get zero (they cannot change the objective);
- * agents with ``v_i . x_i = 0`` and ``c_i = 0`` are left out and get zero;
+ * agents with ``c_i = 0`` and ``sum_m v_im min(x_im, b_m) = 0`` (no positive utility is
+   attainable) are left out and get zero;
  * a resource whose total demand fits in its budget is not contested: everyone gets its
    demand and its price is 0; a resource with zero budget gives everyone 0;
  * each contested resource is measured in units of its largest effective demand and each
@@ -24,18 +25,20 @@ condition, so ``(a, price, mu, nu)`` satisfies the KKT system of the original pr
 from __future__ import annotations
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 STEP_TO_BOUNDARY = 0.995
 STALL_ITERATIONS = 5
 STALL_FACTOR = 1e3
+PARALLEL_MIN_BATCH = 64
+NEGLIGIBLE = 1e-12
 
 
-@njit(cache=True)
-def _cholesky_solve(S, t):
-    """Solve ``S y = t`` for a small symmetric positive-definite ``S``."""
+@njit(cache=True, error_model="numpy")
+def _cholesky_solve(S, t, L, y):
+    """Solve ``S y = t`` for a small symmetric positive-definite ``S``, using ``L`` as workspace."""
     k = t.shape[0]
-    L = np.zeros((k, k))
     for i in range(k):
         for j in range(i + 1):
             acc = S[i, j]
@@ -45,7 +48,6 @@ def _cholesky_solve(S, t):
                 L[i, i] = np.sqrt(max(acc, 1e-300))
             else:
                 L[i, j] = acc / L[j, j]
-    y = np.empty(k)
     for i in range(k):
         acc = t[i]
         for p in range(i):
@@ -56,109 +58,147 @@ def _cholesky_solve(S, t):
         for p in range(i + 1, k):
             acc -= L[p, i] * y[p]
         y[i] = acc / L[i, i]
-    return y
 
 
-@njit(cache=True)
-def _block_inverse(dinv, vh, rho):
-    """Blocks of ``P^{-1}`` for ``P_i = diag(1/dinv_i) + rho_i v_i v_i^T``, shape ``(n, k, k)``.
+@njit(cache=True, error_model="numpy")
+def _block_inverse(dinv, vh, rho, out):
+    """Blocks of ``P^{-1}`` for ``P_i = diag(1/dinv_i) + rho_i v_i v_i^T`` into ``out (n, k, k)``.
 
     Sherman-Morrison written without the cancellation of ``d - coef d^2 v^2`` that ruins the
     entries of free variables (huge ``d``) near the solution.
     """
     n, k = vh.shape
-    out = np.empty((n, k, k))
     for i in range(n):
-        dv2 = dinv[i] * vh[i] * vh[i]
-        denom = 1.0 + rho[i] * dv2.sum()
+        total = 0.0
+        for j in range(k):
+            total += dinv[i, j] * vh[i, j] * vh[i, j]
+        denom = 1.0 + rho[i] * total
         for j in range(k):
             others = 0.0
             for l in range(k):
                 if l != j:
-                    others += dv2[l]
+                    others += dinv[i, l] * vh[i, l] * vh[i, l]
             out[i, j, j] = dinv[i, j] * (1.0 + rho[i] * others) / denom
             for l in range(k):
                 if l != j:
                     out[i, j, l] = -rho[i] * dinv[i, j] * vh[i, j] * dinv[i, l] * vh[i, l] / denom
-    return out
 
 
-@njit(cache=True)
-def _apply_blocks(blocks, r):
-    """``out[i] = blocks[i] @ r[i]`` for ``blocks (n, k, k)``, ``r (n, k)``."""
-    n, k = r.shape
-    out = np.zeros((n, k))
-    for i in range(n):
-        for j in range(k):
-            acc = 0.0
-            for l in range(k):
-                acc += blocks[i, j, l] * r[i, l]
-            out[i, j] = acc
-    return out
-
-
-@njit(cache=True)
-def _newton_direction(blocks, sl_over_lam, rhs, e):
+@njit(cache=True, error_model="numpy")
+def _newton_direction(blocks, sl_over_lam, rhs, e, S, L, t, dlam, da):
     """Solve ``P da + D^T dlam = rhs``, ``D da - diag(sl/lam) dlam = e`` by Woodbury.
 
     ``blocks (n, k, k)`` are the blocks of ``P^{-1}``. Eliminating ``da`` gives the ``k x k``
     system ``(D P^{-1} D^T + diag(sl/lam)) dlam = D P^{-1} rhs - e``, which stays well
-    conditioned as budget slacks vanish. Returns ``(da (n, k), dlam (k,))``.
+    conditioned as budget slacks vanish. Writes ``da (n, k)`` and ``dlam (k,)``.
     """
-    S = np.diag(sl_over_lam) + blocks.sum(axis=0)
-    dlam = _cholesky_solve(S, _apply_blocks(blocks, rhs).sum(axis=0) - e)
-    return _apply_blocks(blocks, rhs - dlam[None, :]), dlam
+    n, k = rhs.shape
+    for c in range(k):
+        t[c] = -e[c]
+        for c2 in range(k):
+            S[c, c2] = sl_over_lam[c] if c == c2 else 0.0
+    for i in range(n):
+        for c in range(k):
+            acc = 0.0
+            for c2 in range(k):
+                S[c, c2] += blocks[i, c, c2]
+                acc += blocks[i, c, c2] * rhs[i, c2]
+            t[c] += acc
+    _cholesky_solve(S, t, L, dlam)
+    for i in range(n):
+        for c in range(k):
+            acc = 0.0
+            for c2 in range(k):
+                acc += blocks[i, c, c2] * (rhs[i, c2] - dlam[c2])
+            da[i, c] = acc
 
 
-@njit(cache=True)
-def _max_step(z, dz):
-    """Largest ``alpha`` (capped at 1e300) keeping ``z + alpha dz >= 0`` elementwise."""
-    alpha = 1e300
+@njit(cache=True, error_model="numpy")
+def _max_step(z, dz, alpha):
+    """Largest step ``<= alpha`` keeping ``z + step * dz >= 0`` elementwise."""
     for idx in range(z.size):
         if dz.flat[idx] < 0.0:
             alpha = min(alpha, -z.flat[idx] / dz.flat[idx])
     return alpha
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter):
     """Primal-dual interior point on the scaled, contested sub-problem.
 
-    Shapes ``(n, k)`` for ``vh, xh, act`` (1.0 on free entries, 0.0 on entries fixed at 0),
+    Shapes ``(n, k)`` for ``vh, xh, act`` (True on free entries, False on entries fixed at 0),
     ``bh (k,)``, ``ch, w (n,)``. Utilities ``s_i = c_i + v_i . a_i`` are variables of their own
     with multipliers ``eta_i`` and the optimality condition ``eta_i s_i = w_i`` is linearised
     in primal-dual form, like a complementarity condition: the log objective then behaves
     like a barrier and a long step cannot collapse an agent's utility. The slacks of
     ``a <= x`` (``up``) and of the budget (``sl``) are variables too: recomputed as
-    differences they would lose their relative precision next to a tight bound.
+    differences they would lose their relative precision next to a tight bound. Fixed
+    entries keep ``a = 0`` and zero multipliers throughout. Loops write into buffers
+    allocated once, since allocation would dominate the cost of these small iterations.
     Returns ``(a, lam, mu, nu, converged, iterations)``.
     """
     n, k = vh.shape
-    theta = np.minimum(0.5, 0.5 * bh / xh.sum(axis=0))
-    a = xh * theta[None, :]
-    off = 1.0 - act  # gives fixed entries unit slacks and zero duals, so they never bind
-    up = xh - a + off
-    sl = bh - a.sum(axis=0)
-    s = ch + (vh * a).sum(axis=1)
-    eta = w / s
-    mu = act.copy()
-    nu = act * np.minimum(1.0, 1.0 / up)  # demands far above the budget: keep nu * up near 1
-    lam = np.ones(k)
-    n_comp = 2.0 * act.sum() + k
+    a, up, mu, nu = np.zeros((n, k)), np.ones((n, k)), np.zeros((n, k)), np.zeros((n, k))
+    s, eta, sl, lam = np.zeros(n), np.zeros(n), np.zeros(k), np.ones(k)
+    r_a, r_up, c_mu, c_nu = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
+    r_e, c_eta, r_sl, c_lam = np.zeros(n), np.zeros(n), np.zeros(k), np.zeros(k)
+    q_mu, q_nu, q_lam = np.zeros((n, k)), np.zeros((n, k)), np.zeros(k)
+    da, dup, dmu, dnu = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
+    ds, deta, dsl, dlam = np.zeros(n), np.zeros(n), np.zeros(k), np.zeros(k)
+    dinv, rhs, blocks = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k, k))
+    rho, sl_over_lam, e = np.zeros(n), np.zeros(k), np.zeros(k)
+    S, L, t = np.zeros((k, k)), np.zeros((k, k)), np.zeros(k)
+    # Strictly interior start: half the demand, or less where the budget needs it.
+    n_comp = float(k)
+    for c in range(k):
+        total = 0.0
+        for i in range(n):
+            total += xh[i, c]
+        theta = min(0.5, 0.5 * bh[c] / total)
+        used = 0.0
+        for i in range(n):
+            if act[i, c]:
+                a[i, c] = theta * xh[i, c]
+                up[i, c] = xh[i, c] - a[i, c]
+                mu[i, c] = 1.0
+                nu[i, c] = min(1.0, 1.0 / up[i, c])  # demands far above the budget: nu * up near 1
+                used += a[i, c]
+                n_comp += 2.0
+        sl[c] = bh[c] - used
+    for i in range(n):
+        s[i] = ch[i]
+        for c in range(k):
+            s[i] += vh[i, c] * a[i, c]
+        eta[i] = w[i] / s[i]
     best = np.inf
     stalled = 0
     for it in range(max_iter):
-        lo = a + off
-        r_a = (-eta[:, None] * vh - mu + nu + lam[None, :]) * act
-        r_e = s - ch - (vh * a).sum(axis=1)
-        r_up = (a + up - xh - off) * act
-        r_sl = a.sum(axis=0) + sl - bh
-        c_eta = eta * s - w
-        c_mu = mu * lo
-        c_nu = nu * up
-        c_lam = lam * sl
-        worst = max(np.abs(r_a).max(), np.abs(r_e).max(), np.abs(r_up).max(), np.abs(r_sl).max(),
-                    np.abs(c_eta).max(), c_mu.max(), c_nu.max(), c_lam.max())
+        worst = 0.0
+        gap = 0.0
+        for i in range(n):
+            r_e[i] = s[i] - ch[i]
+            c_eta[i] = eta[i] * s[i] - w[i]
+            worst = max(worst, abs(c_eta[i]))
+        for c in range(k):
+            r_sl[c] = sl[c] - bh[c]
+            c_lam[c] = lam[c] * sl[c]
+            gap += c_lam[c]
+            worst = max(worst, c_lam[c])
+        for i in range(n):
+            for c in range(k):
+                if act[i, c]:
+                    r_e[i] -= vh[i, c] * a[i, c]
+                    r_sl[c] += a[i, c]
+                    r_a[i, c] = -eta[i] * vh[i, c] - mu[i, c] + nu[i, c] + lam[c]
+                    r_up[i, c] = a[i, c] + up[i, c] - xh[i, c]
+                    c_mu[i, c] = mu[i, c] * a[i, c]
+                    c_nu[i, c] = nu[i, c] * up[i, c]
+                    gap += c_mu[i, c] + c_nu[i, c]
+                    worst = max(worst, abs(r_a[i, c]), abs(r_up[i, c]), c_mu[i, c], c_nu[i, c])
+        for i in range(n):
+            worst = max(worst, abs(r_e[i]))
+        for c in range(k):
+            worst = max(worst, abs(r_sl[c]))
         if worst <= tol:
             return a, lam, mu, nu, True, it
         # Round-off can stop progress just above `tol` on large instances: accept a stall
@@ -167,47 +207,83 @@ def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter):
         best = min(best, worst)
         if stalled >= STALL_ITERATIONS and worst <= STALL_FACTOR * tol:
             return a, lam, mu, nu, True, it
-        gap = (c_mu.sum() + c_nu.sum() + c_lam.sum()) / n_comp
-        dinv = act / (mu / lo + nu / up + off)
-        blocks = _block_inverse(dinv, vh, eta / s)
-        sl_over_lam = sl / lam
+        gap /= n_comp
+        for i in range(n):
+            rho[i] = eta[i] / s[i]
+            for c in range(k):
+                dinv[i, c] = 1.0 / (mu[i, c] / a[i, c] + nu[i, c] / up[i, c]) if act[i, c] else 0.0
+        _block_inverse(dinv, vh, rho, blocks)
+        for c in range(k):
+            sl_over_lam[c] = sl[c] / lam[c]
         # Predictor (affine scaling), then corrector (centring plus second-order terms; none
         # for eta * s = w, whose correction can drive eta through zero and stall the method).
-        r_eta, r_mu, r_nu, r_lam = c_eta, c_mu, c_nu, c_lam
+        q_mu[:, :] = c_mu
+        q_nu[:, :] = c_nu
+        q_lam[:] = c_lam
+        step = 1.0
         for corrector in range(2):
-            rhs = (-r_a + vh * ((-r_eta + eta * r_e) / s)[:, None]
-                   - r_mu / lo + (r_nu - nu * r_up) / up) * act
-            da, dlam = _newton_direction(blocks, sl_over_lam, rhs, r_lam / lam - r_sl)
-            ds = (vh * da).sum(axis=1) - r_e
-            deta = (-r_eta - eta * ds) / s
-            dup = (-r_up - da) * act
-            dsl = -r_sl - da.sum(axis=0)
-            dmu = (-r_mu - mu * da) / lo
-            dnu = (-r_nu - nu * dup) / up
-            step = min(_max_step(lo, da), _max_step(up, dup), _max_step(sl, dsl), _max_step(s, ds),
-                       _max_step(eta, deta), _max_step(mu, dmu), _max_step(nu, dnu), _max_step(lam, dlam))
+            for i in range(n):
+                coef = (-c_eta[i] + eta[i] * r_e[i]) / s[i]
+                for c in range(k):
+                    rhs[i, c] = (-r_a[i, c] + vh[i, c] * coef - q_mu[i, c] / a[i, c]
+                                 + (q_nu[i, c] - nu[i, c] * r_up[i, c]) / up[i, c]) if act[i, c] else 0.0
+            for c in range(k):
+                e[c] = q_lam[c] / lam[c] - r_sl[c]
+            _newton_direction(blocks, sl_over_lam, rhs, e, S, L, t, dlam, da)
+            for c in range(k):
+                dsl[c] = -r_sl[c]
+            for i in range(n):
+                ds[i] = -r_e[i]
+                for c in range(k):
+                    if act[i, c]:
+                        ds[i] += vh[i, c] * da[i, c]
+                        dsl[c] -= da[i, c]
+                        dup[i, c] = -r_up[i, c] - da[i, c]
+                        dmu[i, c] = (-q_mu[i, c] - mu[i, c] * da[i, c]) / a[i, c]
+                        dnu[i, c] = (-q_nu[i, c] - nu[i, c] * dup[i, c]) / up[i, c]
+                deta[i] = (-c_eta[i] - eta[i] * ds[i]) / s[i]
+            step = _max_step(a, da, 1e300)
+            step = _max_step(up, dup, step)
+            step = _max_step(mu, dmu, step)
+            step = _max_step(nu, dnu, step)
+            step = _max_step(s, ds, step)
+            step = _max_step(eta, deta, step)
+            step = _max_step(sl, dsl, step)
+            step = _max_step(lam, dlam, step)
             if corrector == 0:
                 alpha = min(1.0, step)
-                gap_aff = (((lo + alpha * da) * (mu + alpha * dmu)).sum()
-                           + ((up + alpha * dup) * (nu + alpha * dnu)).sum()
-                           + ((sl + alpha * dsl) * (lam + alpha * dlam)).sum()) / n_comp
+                gap_aff = 0.0
+                for c in range(k):
+                    gap_aff += (sl[c] + alpha * dsl[c]) * (lam[c] + alpha * dlam[c])
+                    for i in range(n):
+                        if act[i, c]:
+                            gap_aff += (a[i, c] + alpha * da[i, c]) * (mu[i, c] + alpha * dmu[i, c])
+                            gap_aff += (up[i, c] + alpha * dup[i, c]) * (nu[i, c] + alpha * dnu[i, c])
+                gap_aff /= n_comp
                 target = gap * (gap_aff / gap) ** 3
-                r_mu = c_mu + da * dmu - target * act
-                r_nu = c_nu + dup * dnu - target * act
-                r_lam = c_lam + dsl * dlam - target
+                for c in range(k):
+                    q_lam[c] = c_lam[c] + dsl[c] * dlam[c] - target
+                    for i in range(n):
+                        if act[i, c]:
+                            q_mu[i, c] = c_mu[i, c] + da[i, c] * dmu[i, c] - target
+                            q_nu[i, c] = c_nu[i, c] + dup[i, c] * dnu[i, c] - target
         alpha = min(1.0, STEP_TO_BOUNDARY * step)
-        a = a + alpha * da
-        s = s + alpha * ds
-        eta = eta + alpha * deta
-        up = up + alpha * dup
-        sl = sl + alpha * dsl
-        mu = mu + alpha * dmu
-        nu = nu + alpha * dnu
-        lam = lam + alpha * dlam
+        for i in range(n):
+            s[i] += alpha * ds[i]
+            eta[i] += alpha * deta[i]
+            for c in range(k):
+                if act[i, c]:
+                    a[i, c] += alpha * da[i, c]
+                    up[i, c] += alpha * dup[i, c]
+                    mu[i, c] += alpha * dmu[i, c]
+                    nu[i, c] += alpha * dnu[i, c]
+        for c in range(k):
+            sl[c] += alpha * dsl[c]
+            lam[c] += alpha * dlam[c]
     return a, lam, mu, nu, False, max_iter
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_out):
     """Solve one PF instance; writes ``a, price, mu, nu`` and returns ``(converged, iterations)``.
 
@@ -220,8 +296,11 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
     mu_out[:, :] = 0.0
     nu_out[:, :] = 0.0
     # Effective demand: zero-value entries and left-out agents demand nothing.
-    xe = np.where(v > 0.0, x, 0.0)
-    included = ((v * xe).sum(axis=1) > 0.0) | (c > 0.0)
+    # A demand above twice the budget can never bind (a <= b), so it is capped there: the
+    # solution is unchanged and scaled demands stay O(1).
+    xe = np.where(v > 0.0, np.minimum(x, 2.0 * b), 0.0)
+    # Left out: agents who cannot reach a positive utility (nothing demanded within budget).
+    included = ((v * np.minimum(xe, b)).sum(axis=1) > 0.0) | (c > 0.0)
     for i in range(n):
         if not included[i]:
             xe[i, :] = 0.0
@@ -233,6 +312,18 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
         elif b[j] > 0.0:
             contested[j] = True
             sigma[j] = np.minimum(xe[:, j], b[j]).max()
+    # Demands below NEGLIGIBLE of their resource's scale would make the scaled problem
+    # singular: they are granted in full (a = x) and the rest is solved without them.
+    free = np.zeros((n, m), dtype=np.bool_)
+    budget_left = b.copy()
+    for j in range(m):
+        if contested[j]:
+            for i in range(n):
+                if xe[i, j] > NEGLIGIBLE * sigma[j]:
+                    free[i, j] = True
+                elif xe[i, j] > 0.0:
+                    a_out[i, j] = xe[i, j]
+                    budget_left[j] -= xe[i, j]
     cols = np.nonzero(contested)[0]
     k = cols.shape[0]
     converged = True
@@ -243,7 +334,7 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
         kappa = offset.copy()
         vh = np.zeros((n, k))
         xh = np.zeros((n, k))
-        act = np.zeros((n, k))
+        act = np.zeros((n, k), dtype=np.bool_)
         for q in range(k):
             j = cols[q]
             for i in range(n):
@@ -252,20 +343,23 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
         for q in range(k):
             j = cols[q]
             for i in range(n):
-                if xe[i, j] > 0.0:
-                    act[i, q] = 1.0
+                if free[i, j]:
+                    act[i, q] = True
                     vh[i, q] = v[i, j] * sigma[j] / kappa[i]
                     xh[i, q] = xe[i, j] / sigma[j]
-        bh = b[cols] / sigma[cols]
+        bh = budget_left[cols] / sigma[cols]
         ch = np.where(included, offset / kappa, 1.0)
         ah, lam, mu, nu, converged, iters = _interior_point(vh, xh, act, bh, ch, w, tol, max_iter)
         for q in range(k):
             j = cols[q]
             price_out[j] = lam[q] / sigma[j]
             for i in range(n):
+                if not free[i, j]:
+                    continue
                 a_out[i, j] = ah[i, q] * sigma[j]
                 mu_out[i, j] = mu[i, q] / sigma[j]
-                nu_out[i, j] = nu[i, q] / sigma[j]
+                # A capped demand's bound a <= x is far from binding: its multiplier is 0.
+                nu_out[i, j] = nu[i, q] / sigma[j] if x[i, j] <= 2.0 * b[j] else 0.0
     # Duals of fixed entries from stationarity: marginal utility minus price.
     s = c + (v * a_out).sum(axis=1)
     for j in range(m):
@@ -276,8 +370,7 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
         for i in range(n):
             if not included[i]:
                 continue
-            fixed = not contested[j] or xe[i, j] == 0.0
-            if fixed:
+            if not free[i, j]:
                 gain = w[i] * v[i, j] / s[i] - price_out[j]
                 if a_out[i, j] >= x[i, j]:
                     nu_out[i, j] = max(gain, 0.0)
@@ -287,10 +380,30 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
     return converged, iters
 
 
-@njit(parallel=True, cache=True)
-def solve_batch(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations):
-    """Solve a flat batch of instances in parallel; arrays have a leading batch axis."""
-    for t in prange(v.shape[0]):
+@njit(cache=True, error_model="numpy")
+def _solve_range(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations, start, stop):
+    for t in range(start, stop):
         conv, its = solve_instance(v[t], x[t], b[t], c[t], w[t], tol, max_iter, a[t], price[t], mu[t], nu[t])
         converged[t] = conv
         iterations[t] = its
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _solve_parallel(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations, n_chunks):
+    size = v.shape[0]
+    for chunk in prange(n_chunks):
+        _solve_range(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations,
+                     chunk * size // n_chunks, (chunk + 1) * size // n_chunks)
+
+
+def solve_batch(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations):
+    """Solve a flat batch (leading axis) into the output arrays ``a, price, mu, nu, converged, iterations``.
+
+    Small batches run on the calling thread: starting the thread pool costs more than they do.
+    """
+    size = v.shape[0]
+    threads = numba.get_num_threads()
+    if size < PARALLEL_MIN_BATCH or threads == 1:
+        _solve_range(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations, 0, size)
+    else:
+        _solve_parallel(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations, threads)

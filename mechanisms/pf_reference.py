@@ -5,7 +5,7 @@ Solves eq. (3) of the SAMA paper one instance at a time::
     max_a  sum_i w_i log(v_i . (a_i + past_i))   s.t.  0 <= a <= x,  sum_i a_i <= b
 
 with the same conventions as the fast solver (see :mod:`mechzoo.mechanisms.pf`): agents
-with ``v_i . x_i = 0`` and ``v_i . past_i = 0`` are left out of the objective and get 0,
+that cannot reach a positive utility are left out of the objective and get 0,
 and entries with zero reported value get 0. For unit weights the problem is compiled once
 per ``(N, M)`` with ``cp.Parameter``s, so repeated solves skip cvxpy's canonicalisation.
 """
@@ -51,30 +51,49 @@ def _weighted_problem(values, caps, budget, offset, weights):
 
 
 def solve_reference_instance(values, demands, budget, past, weights) -> tuple[np.ndarray, np.ndarray]:
-    """Solve one validated instance; returns ``(allocation (N, M), prices (M,))``."""
+    """Solve one validated instance; returns ``(allocation (N, M), prices (M,))``.
+
+    The program is posed in scaled units (each resource in units of its largest effective
+    demand, each agent's utility in units of its largest attainable utility), which does not
+    change the optimum but keeps Clarabel's absolute tolerances meaningful for tiny or huge
+    budgets.
+    """
     n, m = values.shape
     bias = np.einsum("nm,nm->n", values, past)
     caps = np.where(values > 0, demands, 0.0)
-    included = (np.einsum("nm,nm->n", values, caps) > 0) | (bias > 0)
+    included = (np.einsum("nm,nm->n", values, np.minimum(caps, budget)) > 0) | (bias > 0)
     allocation = np.zeros((n, m))
     prices = np.zeros(m)
     if not included.any():
         return allocation, prices
+    sigma = np.minimum(caps, budget).max(axis=0)
+    sigma = np.where(sigma > 0, sigma, 1.0)
+    v_scaled = values * sigma
+    kappa = bias + np.einsum("nm,nm->n", v_scaled, np.minimum(caps, budget) / sigma)
+    kappa = np.where(included & (kappa > 0), kappa, 1.0)
     # Excluded agents keep a constant log(1) term and a zero cap, so one program serves all.
-    v_in = np.where(included[:, None], values, 0.0)
-    caps_in = np.where(included[:, None], caps, 0.0)
-    offset = np.where(included, bias, 1.0)
+    v_in = np.where(included[:, None], v_scaled / kappa[:, None], 0.0)
+    # a <= min(x, b) is the same feasible set as a <= x; capping keeps the scaled data O(1).
+    caps_in = np.where(included[:, None], np.minimum(caps, budget) / sigma, 0.0)
+    offset = np.where(included, bias / kappa, 1.0)
+    b_in = budget / sigma
     if np.all(weights == 1.0):
         problem, params, alloc, budget_con = _parametric_problem(n, m)
-        for param, value in zip(params, (v_in, caps_in, budget, offset)):
+        for param, value in zip(params, (v_in, caps_in, b_in, offset)):
             param.value = value
     else:
-        problem, alloc, budget_con = _weighted_problem(v_in, caps_in, budget, offset, np.where(included, weights, 0.0))
-    problem.solve(solver=cp.CLARABEL, **CLARABEL_SETTINGS)
+        problem, alloc, budget_con = _weighted_problem(v_in, caps_in, b_in, offset, np.where(included, weights, 0.0))
+    try:
+        problem.solve(solver=cp.CLARABEL, **CLARABEL_SETTINGS)
+    except cp.error.SolverError:  # the tight tolerances can fail on badly scaled data
+        try:
+            problem.solve(solver=cp.CLARABEL)
+        except cp.error.SolverError as err:
+            raise RuntimeError("reference PF solver (Clarabel) failed on this instance") from err
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise RuntimeError(f"reference PF solver failed with status {problem.status}")
-    allocation = repair_feasibility(alloc.value, caps_in, budget)
-    prices = np.maximum(np.asarray(budget_con.dual_value, dtype=float), 0.0)
+    allocation = repair_feasibility(alloc.value * sigma, np.where(included[:, None], caps, 0.0), budget)
+    prices = np.maximum(np.asarray(budget_con.dual_value, dtype=float), 0.0) / sigma
     return allocation, prices
 
 

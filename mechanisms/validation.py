@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MAX_UTILITY = 1e300  # larger utilities overflow float64 arithmetic inside the solvers
+
 
 @dataclass(frozen=True)
 class Instance:
@@ -76,6 +78,10 @@ def check_instance(values, demands, budget, past=None, weights=None) -> Instance
         raise ValueError(f"weights must end in N = {n} like values, got shape {weights.shape}")
     if np.any(weights <= 0):
         raise ValueError("weights must be strictly positive")
+    largest_amount = max(demands.max(initial=0.0), budget.max(initial=0.0), past.max(initial=0.0))
+    if values.max(initial=0.0) * largest_amount * n * m > MAX_UTILITY:
+        raise ValueError(f"values times demands/budget/past exceed {MAX_UTILITY:g}: utilities would overflow; "
+                         "rescale the units of values or resources")
     shapes = {
         "values": values.shape[:-2],
         "demands": demands.shape[:-2],

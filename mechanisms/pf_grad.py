@@ -1,0 +1,169 @@
+"""Gradients of the PF allocation by implicit differentiation of its KKT system.
+
+For stationarity ``F = -w v/s - mu + nu + price = 0`` (``s_i = v_i . (a_i + past_i)``) and
+the complementarity conditions ``mu a = 0``, ``nu (a - x) = 0``, ``price (sum_i a - b) = 0``,
+the Jacobian ``J`` with respect to ``z = (a, mu, nu, price)`` has size ``3NM + M``. Given
+``dl/da``, the adjoint ``g`` solves ``J^T g = (dl/da, 0, 0, 0)`` and ``dl/dtheta = -g^T dR/dtheta``::
+
+    dl/dv_ik    = w_i g_ik / s_i - w_i (v_i . g_i)(a_ik + past_ik) / s_i^2
+    dl/dpast_ik = -w_i (v_i . g_i) v_ik / s_i^2
+    dl/dw_i     = (v_i . g_i) / s_i
+    dl/dx_im    = nu_im g_nu,im
+    dl/db_m     = price_m g_price,m
+
+(``g_i`` is agent i's block of ``g_a``). These are the corrected formulas of the RPF-Net spec
+written for the unscaled stationarity condition. Multipliers and bounds are first
+classified as active or not (a bound is active when its scaled multiplier exceeds its
+scaled slack) and the inactive member of each pair is set to exactly zero. A row that is
+then all zeros (a bound and its multiplier both zero) is replaced by the identity, which
+is what the minimum-norm solution does with it; systems still singular after that (ties)
+are solved by minimum-norm least squares. Agents left out of PF have zero gradients.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .pf import PFSolution, bias_utility, solve_proportional_fairness
+from .validation import check_instance
+
+CHUNK = 256  # instances per dense KKT solve: bounds memory at CHUNK * (3NM+M)^2 doubles
+
+
+def _snap(primal: np.ndarray, dual: np.ndarray, scale: np.ndarray):
+    """Zero the inactive member of each complementary pair (primal slack, multiplier)."""
+    active = dual * scale > primal / scale
+    return np.where(active, 0.0, primal), np.where(active, dual, 0.0)
+
+
+def pf_vjp(values, demands, budget, past, weights, solution: PFSolution, grad_allocation):
+    """Vector-Jacobian product of PF: ``dl/d(values, demands, budget, past, weights)``.
+
+    Inputs are validated arrays broadcast to full batch shapes: ``values, demands, past,
+    grad_allocation (B..., N, M)``, ``budget (B..., M)``, ``weights (B..., N)``.
+    """
+    v, x, b, past, w = (np.asarray(t, dtype=np.float64) for t in (values, demands, budget, past, weights))
+    batch, (n, m) = v.shape[:-2], v.shape[-2:]
+    flat = lambda t, tail: t.reshape((-1,) + t.shape[t.ndim - tail:])  # noqa: E731
+    v, x, past, g_out = flat(v, 2), flat(x, 2), flat(past, 2), flat(np.asarray(grad_allocation, dtype=np.float64), 2)
+    b, w = flat(b, 1), flat(w, 1)
+    a, mu, nu, price = (flat(t, k) for t, k in ((solution.allocation, 2), (solution.mu, 2),
+                                                 (solution.nu, 2), (solution.prices, 1)))
+    size = v.shape[0]
+    out = [np.zeros_like(v), np.zeros_like(x), np.zeros_like(b), np.zeros_like(past), np.zeros_like(w)]
+    for start in range(0, size, CHUNK):
+        sl = slice(start, min(start + CHUNK, size))
+        parts = _vjp_chunk(v[sl], x[sl], b[sl], past[sl], w[sl], a[sl], mu[sl], nu[sl], price[sl], g_out[sl])
+        for dst, src in zip(out, parts):
+            dst[sl] = src
+    shapes = [(n, m), (n, m), (m,), (n, m), (n,)]
+    return tuple(o.reshape(batch + s) for o, s in zip(out, shapes))
+
+
+def _vjp_chunk(v, x, b, past, w, a, mu, nu, price, g_out):
+    size, n, m = v.shape
+    nm = n * m
+    k = 3 * nm + m
+    sigma = np.minimum(np.where(v > 0, x, 0.0), b[:, None, :]).max(axis=1)
+    sigma = np.where(sigma > 0, sigma, 1.0)
+    sig = np.broadcast_to(sigma[:, None, :], v.shape)
+    s = bias_utility(v, past + a)
+    included = s > 0
+    safe_s = np.where(included, s, 1.0)
+    lower, mu_j = _snap(a, mu, sig)
+    upper, nu_j = _snap(x - a, nu, sig)
+    slack, price_j = _snap(b - a.sum(axis=1), price, sigma)
+
+    J = np.zeros((size, k, k))
+    ia, imu, inu, ip = np.arange(nm), nm + np.arange(nm), 2 * nm + np.arange(nm), 3 * nm + np.arange(m)
+    res = np.arange(nm) % m  # resource of each flat (i, m) entry
+    agent = np.arange(nm) // m
+    rho = np.where(included, w / safe_s**2, 0.0)
+    H = rho[:, :, None, None] * v[:, :, :, None] * v[:, :, None, :]  # (B, N, M, M)
+    for i in range(n):
+        J[:, i * m:(i + 1) * m, i * m:(i + 1) * m] = H[:, i]
+    J[:, ia, imu] = -1.0
+    J[:, ia, inu] = 1.0
+    J[:, ia, ip[res]] = 1.0
+    J[:, imu, ia] = mu_j.reshape(size, nm)
+    J[:, imu, imu] = lower.reshape(size, nm)
+    J[:, inu, ia] = nu_j.reshape(size, nm)
+    J[:, inu, inu] = -upper.reshape(size, nm)
+    J[:, ip[res], ia] = np.repeat(price_j[:, None, :], n, axis=1).reshape(size, nm)
+    J[:, ip, ip] = -slack
+    # Left-out agents are constants: their rows become identities.
+    excluded = ~included[:, agent]  # (B, NM)
+    for block in (ia, imu, inu):
+        rows = block[None, :].repeat(size, 0)
+        J[np.nonzero(excluded)[0], rows[excluded], :] = 0.0
+        J[np.nonzero(excluded)[0], rows[excluded], rows[excluded]] = 1.0
+    zero_rows = ~np.any(J != 0.0, axis=2)
+    bi, ri = np.nonzero(zero_rows)
+    J[bi, ri, ri] = 1.0
+
+    rhs = np.zeros((size, k))
+    rhs[:, ia] = np.where(excluded, 0.0, g_out.reshape(size, nm))
+    g = _solve_transposed(J, rhs)
+    g_a = g[:, ia].reshape(size, n, m)
+    g_nu = g[:, inu].reshape(size, n, m)
+    g_price = g[:, ip]
+    vg = np.einsum("bnm,bnm->bn", v, g_a)
+    ws = np.where(included, w / safe_s, 0.0)
+    d_v = ws[..., None] * g_a - (ws * vg / safe_s)[..., None] * (a + past)
+    d_past = -(ws * vg / safe_s)[..., None] * v
+    d_w = np.where(included, vg / safe_s, 0.0)
+    d_x = nu_j * g_nu
+    d_b = price_j * g_price
+    return d_v, d_x, d_b, d_past, d_w
+
+
+def _solve_transposed(J: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``J^T g = rhs`` per instance; minimum-norm least squares where ``J`` is singular."""
+    A = torch.from_numpy(np.ascontiguousarray(np.swapaxes(J, 1, 2)))
+    B = torch.from_numpy(rhs)[..., None]
+    g, info = torch.linalg.solve_ex(A, B)
+    bad = (info != 0) | ~torch.isfinite(g).all(dim=(1, 2))
+    if bad.any():
+        g[bad] = torch.linalg.lstsq(A[bad], B[bad], driver="gelsd").solution
+    return g[..., 0].numpy()
+
+
+class ProportionalFairnessFunction(torch.autograd.Function):
+    """``allocation = PF(values, demands, budget, past, weights)`` with implicit-function gradients.
+
+    All inputs are float64 tensors already broadcast to full shapes ``(B..., N, M)``,
+    ``(B..., M)`` and ``(B..., N)``; use :func:`proportional_fairness_torch` for broadcasting.
+    """
+
+    @staticmethod
+    def forward(ctx, values, demands, budget, past, weights):
+        arrays = [t.detach().cpu().numpy() for t in (values, demands, budget, past, weights)]
+        solution = solve_proportional_fairness(*arrays)
+        ctx.arrays = arrays
+        ctx.solution = solution
+        return torch.from_numpy(solution.allocation).to(dtype=values.dtype, device=values.device)
+
+    @staticmethod
+    def backward(ctx, grad_allocation):
+        grads = pf_vjp(*ctx.arrays, ctx.solution, grad_allocation.detach().cpu().numpy())
+        return tuple(torch.from_numpy(g).to(dtype=grad_allocation.dtype, device=grad_allocation.device)
+                     for g in grads)
+
+
+def proportional_fairness_torch(values, demands, budget, past=None, weights=None) -> torch.Tensor:
+    """Differentiable PF on torch tensors (leading batch dimensions broadcast).
+
+    Shapes as :func:`mechzoo.mechanisms.proportional_fairness`; returns ``allocation
+    (..., N, M)``. Gradients flow to every input that requires them.
+    """
+    values, demands, budget = (torch.as_tensor(t, dtype=torch.float64) for t in (values, demands, budget))
+    n, m = values.shape[-2:]
+    past = torch.zeros(n, m, dtype=torch.float64) if past is None else torch.as_tensor(past, dtype=torch.float64)
+    weights = torch.ones(n, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+    check_instance(*(t.detach().cpu().numpy() for t in (values, demands, budget, past, weights)))
+    batch = torch.broadcast_shapes(values.shape[:-2], demands.shape[:-2], budget.shape[:-1],
+                                   past.shape[:-2], weights.shape[:-1])
+    return ProportionalFairnessFunction.apply(
+        values.expand(batch + (n, m)), demands.expand(batch + (n, m)), budget.expand(batch + (m,)),
+        past.expand(batch + (n, m)), weights.expand(batch + (n,)),
+    )
