@@ -109,6 +109,10 @@ def _solve(inst: Instance, tol: float, max_iter: int) -> PFSolution:
                               "iterate", RuntimeWarning, stacklevel=3)
                 continue
             mu[t], nu[t] = bound_multipliers(v[t], x[t], a[t], prices[t], c[t], w[t])
+    broken = ~np.isfinite(a).all(axis=(1, 2))
+    if broken.any():  # never return NaN: an empty allocation is feasible
+        warnings.warn(f"PF failed on {broken.sum()} instance(s); they receive nothing", RuntimeWarning, stacklevel=3)
+        a[broken] = 0.0
     a = repair_feasibility(a, x, b)
     return PFSolution(
         allocation=a.reshape(batch + (n, m)), prices=prices.reshape(batch + (m,)),

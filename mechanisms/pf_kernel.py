@@ -33,6 +33,8 @@ STALL_ITERATIONS = 5
 STALL_FACTOR = 1e3
 PARALLEL_MIN_BATCH = 64
 NEGLIGIBLE = 1e-12
+AMBIGUOUS = 1e-9
+DEGENERATE_TOL = 1e-18
 
 
 @njit(cache=True, error_model="numpy")
@@ -122,8 +124,45 @@ def _max_step(z, dz, alpha):
     return alpha
 
 
+N_MAT_FIELDS = 18  # (n, k) arrays of the interior point, plus vh and xh
+N_VEC_FIELDS = 17  # vectors of length n or k
+
+
 @njit(cache=True, error_model="numpy")
-def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter):
+def make_workspace(n, m):
+    """Buffers for one instance of size ``(n, m)``, reused across a batch: allocation would
+    otherwise dominate these small solves and serialise the threads on the allocator."""
+    size = max(n, m)
+    return (np.zeros((N_MAT_FIELDS, n * m)), np.zeros((N_VEC_FIELDS, size)), np.zeros(n * m * m),
+            np.zeros((2, m * m)))
+
+
+@njit(cache=True, error_model="numpy")
+def _view(mat, row, n, k):
+    """Row ``row`` of a workspace matrix as a contiguous ``(n, k)`` array."""
+    return mat[row, :n * k].reshape((n, k))
+
+
+@njit(cache=True, error_model="numpy")
+def _ambiguous(a, mu, up, nu, sl, lam, act):
+    """Whether some bound and its multiplier are both still above AMBIGUOUS.
+
+    That happens at degenerate optima (a bound that binds with a zero multiplier), where
+    the iterates approach the solution only like the square root of the complementarity
+    products: the method then keeps going down to DEGENERATE_TOL.
+    """
+    n, k = a.shape
+    for c in range(k):
+        if min(sl[c], lam[c]) > AMBIGUOUS:
+            return True
+        for i in range(n):
+            if act[i, c] and (min(a[i, c], mu[i, c]) > AMBIGUOUS or min(up[i, c], nu[i, c]) > AMBIGUOUS):
+                return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work):
     """Primal-dual interior point on the scaled, contested sub-problem.
 
     Shapes ``(n, k)`` for ``vh, xh, act`` (True on free entries, False on entries fixed at 0),
@@ -135,19 +174,25 @@ def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter):
     differences they would lose their relative precision next to a tight bound. Fixed
     entries keep ``a = 0`` and zero multipliers throughout. Loops write into buffers
     allocated once, since allocation would dominate the cost of these small iterations.
+    ``work`` is the buffer tuple of :func:`make_workspace`; the returned arrays are views of it.
     Returns ``(a, lam, mu, nu, converged, iterations)``.
     """
     n, k = vh.shape
-    a, up, mu, nu = np.zeros((n, k)), np.ones((n, k)), np.zeros((n, k)), np.zeros((n, k))
-    s, eta, sl, lam = np.zeros(n), np.zeros(n), np.zeros(k), np.ones(k)
-    r_a, r_up, c_mu, c_nu = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
-    r_e, c_eta, r_sl, c_lam = np.zeros(n), np.zeros(n), np.zeros(k), np.zeros(k)
-    q_mu, q_nu, q_lam = np.zeros((n, k)), np.zeros((n, k)), np.zeros(k)
-    da, dup, dmu, dnu = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
-    ds, deta, dsl, dlam = np.zeros(n), np.zeros(n), np.zeros(k), np.zeros(k)
-    dinv, rhs, blocks = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k, k))
-    rho, sl_over_lam, e = np.zeros(n), np.zeros(k), np.zeros(k)
-    S, L, t = np.zeros((k, k)), np.zeros((k, k)), np.zeros(k)
+    mat, vec, cube, small = work
+    for r in range(N_MAT_FIELDS - 2):  # the last two rows hold vh and xh
+        mat[r, :n * k] = 0.0
+    vec[:, :] = 0.0
+    a, up, mu, nu = _view(mat, 0, n, k), _view(mat, 1, n, k), _view(mat, 2, n, k), _view(mat, 3, n, k)
+    r_a, r_up, c_mu, c_nu = _view(mat, 4, n, k), _view(mat, 5, n, k), _view(mat, 6, n, k), _view(mat, 7, n, k)
+    q_mu, q_nu, da, dup = _view(mat, 8, n, k), _view(mat, 9, n, k), _view(mat, 10, n, k), _view(mat, 11, n, k)
+    dmu, dnu, dinv, rhs = _view(mat, 12, n, k), _view(mat, 13, n, k), _view(mat, 14, n, k), _view(mat, 15, n, k)
+    s, eta, r_e, c_eta, ds, deta, rho = vec[0, :n], vec[1, :n], vec[2, :n], vec[3, :n], vec[4, :n], vec[5, :n], vec[6, :n]
+    sl, lam, r_sl, c_lam, q_lam = vec[7, :k], vec[8, :k], vec[9, :k], vec[10, :k], vec[11, :k]
+    dsl, dlam, sl_over_lam, e, t = vec[12, :k], vec[13, :k], vec[14, :k], vec[15, :k], vec[16, :k]
+    blocks = cube[:n * k * k].reshape((n, k, k))
+    S, L = small[0, :k * k].reshape((k, k)), small[1, :k * k].reshape((k, k))
+    up[:, :] = 1.0
+    lam[:] = 1.0
     # Strictly interior start: half the demand, or less where the budget needs it.
     n_comp = float(k)
     for c in range(k):
@@ -199,7 +244,9 @@ def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter):
             worst = max(worst, abs(r_e[i]))
         for c in range(k):
             worst = max(worst, abs(r_sl[c]))
-        if worst <= tol:
+        if not np.isfinite(a.sum() + s.sum() + eta.sum() + lam.sum() + mu.sum() + nu.sum()):
+            return a, lam, mu, nu, False, it  # broke down: the caller falls back to the reference
+        if worst <= tol and (worst <= DEGENERATE_TOL or not _ambiguous(a, mu, up, nu, sl, lam, act)):
             return a, lam, mu, nu, True, it
         # Round-off can stop progress just above `tol` on large instances: accept a stall
         # within STALL_FACTOR of it, otherwise keep going until max_iter.
@@ -284,7 +331,7 @@ def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter):
 
 
 @njit(cache=True, error_model="numpy")
-def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_out):
+def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_out, work):
     """Solve one PF instance; writes ``a, price, mu, nu`` and returns ``(converged, iterations)``.
 
     Shapes: ``v, x (N, M)``, ``b (M,)``, ``c (N,)`` (bias utility ``v_i . past_i``), ``w (N,)``.
@@ -332,8 +379,10 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
         # Constant part of each utility (bias plus uncontested resources) and the utility scale.
         offset = c + (v * a_out).sum(axis=1)
         kappa = offset.copy()
-        vh = np.zeros((n, k))
-        xh = np.zeros((n, k))
+        mat, vec = work[0], work[1]
+        vh, xh = _view(mat, N_MAT_FIELDS - 2, n, k), _view(mat, N_MAT_FIELDS - 1, n, k)
+        vh[:, :] = 0.0
+        xh[:, :] = 0.0
         act = np.zeros((n, k), dtype=np.bool_)
         for q in range(k):
             j = cols[q]
@@ -349,7 +398,7 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
                     xh[i, q] = xe[i, j] / sigma[j]
         bh = budget_left[cols] / sigma[cols]
         ch = np.where(included, offset / kappa, 1.0)
-        ah, lam, mu, nu, converged, iters = _interior_point(vh, xh, act, bh, ch, w, tol, max_iter)
+        ah, lam, mu, nu, converged, iters = _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work)
         for q in range(k):
             j = cols[q]
             price_out[j] = lam[q] / sigma[j]
@@ -382,8 +431,9 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
 
 @njit(cache=True, error_model="numpy")
 def _solve_range(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations, start, stop):
+    work = make_workspace(v.shape[1], v.shape[2])
     for t in range(start, stop):
-        conv, its = solve_instance(v[t], x[t], b[t], c[t], w[t], tol, max_iter, a[t], price[t], mu[t], nu[t])
+        conv, its = solve_instance(v[t], x[t], b[t], c[t], w[t], tol, max_iter, a[t], price[t], mu[t], nu[t], work)
         converged[t] = conv
         iterations[t] = its
 

@@ -50,8 +50,10 @@ def _weighted_problem(values, caps, budget, offset, weights):
     return problem, alloc, constraints[2]
 
 
-def solve_reference_instance(values, demands, budget, past, weights) -> tuple[np.ndarray, np.ndarray]:
+def solve_reference_instance(values, demands, budget, past, weights, tight: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Solve one validated instance; returns ``(allocation (N, M), prices (M,))``.
+
+    ``tight=False`` uses Clarabel's default tolerances (faster, allocations to about 1e-5).
 
     The program is posed in scaled units (each resource in units of its largest effective
     demand, each agent's utility in units of its largest attainable utility), which does not
@@ -66,6 +68,13 @@ def solve_reference_instance(values, demands, budget, past, weights) -> tuple[np
     prices = np.zeros(m)
     if not included.any():
         return allocation, prices
+    # Resources whose whole demand fits are not contested: everyone gets its demand. Taking
+    # them out of the program spares Clarabel constraints that never bind (it can stall on them).
+    caps = np.where(included[:, None], caps, 0.0)
+    uncontested = caps.sum(axis=0) <= budget
+    fixed = np.where(uncontested, caps, 0.0)
+    bias = bias + np.einsum("nm,nm->n", values, fixed)
+    caps = np.where(uncontested, 0.0, caps)
     sigma = np.minimum(caps, budget).max(axis=0)
     sigma = np.where(sigma > 0, sigma, 1.0)
     v_scaled = values * sigma
@@ -84,7 +93,7 @@ def solve_reference_instance(values, demands, budget, past, weights) -> tuple[np
     else:
         problem, alloc, budget_con = _weighted_problem(v_in, caps_in, b_in, offset, np.where(included, weights, 0.0))
     try:
-        problem.solve(solver=cp.CLARABEL, **CLARABEL_SETTINGS)
+        problem.solve(solver=cp.CLARABEL, **(CLARABEL_SETTINGS if tight else {}))
     except cp.error.SolverError:  # the tight tolerances can fail on badly scaled data
         try:
             problem.solve(solver=cp.CLARABEL)
@@ -92,7 +101,7 @@ def solve_reference_instance(values, demands, budget, past, weights) -> tuple[np
             raise RuntimeError("reference PF solver (Clarabel) failed on this instance") from err
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise RuntimeError(f"reference PF solver failed with status {problem.status}")
-    allocation = repair_feasibility(alloc.value * sigma, np.where(included[:, None], caps, 0.0), budget)
+    allocation = fixed + repair_feasibility(alloc.value * sigma, caps, np.where(uncontested, 0.0, budget))
     prices = np.maximum(np.asarray(budget_con.dual_value, dtype=float), 0.0) / sigma
     return allocation, prices
 

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from .pa import partial_allocation
 from .pf import proportional_fairness
 from .simple import equal_split, proportional_to_demand
 
@@ -81,12 +82,6 @@ def make_one_shot(name: str | OneShotMechanism, **kwargs) -> OneShotMechanism:
     return factory(**kwargs)
 
 
-def _partial_allocation(values, demands, budget, past=None, weights=None) -> np.ndarray:
-    from .pa import partial_allocation
-
-    return partial_allocation(values, demands, budget, past, weights)
-
-
 def _rule_factory(name: str, rule: AllocateFn, description: str) -> Factory:
     """A factory binding the optional Nash-welfare ``weights (..., N)`` of a built-in rule."""
 
@@ -102,7 +97,7 @@ def _rule_factory(name: str, rule: AllocateFn, description: str) -> Factory:
 register_one_shot("pf", _rule_factory(
     "pf", proportional_fairness, "proportional fairness: maximise the (weighted) Nash social welfare"))
 register_one_shot("pa", _rule_factory(
-    "pa", _partial_allocation, "partial allocation: PF scaled by each agent's externality ratio"))
+    "pa", partial_allocation, "partial allocation: PF scaled by each agent's externality ratio"))
 register_one_shot("equal", _rule_factory(
     "equal", equal_split, "uniform rule: equal split per resource, unused shares passed on"))
 register_one_shot("proportional", _rule_factory(

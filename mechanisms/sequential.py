@@ -32,18 +32,29 @@ class BetaSchedule:
     ``β^t = E[x^t] / (E[x^t] + sum_{τ>t} max(E[x^τ] - λ^τ std(x^τ), 0))``: the share of the
     (conservatively estimated) remaining demand that falls in round t; 1 where the
     denominator is 0. ``betas`` has shape ``(T, N', M')`` with ``N', M'`` equal to N, M or 1
-    (broadcast); ``horizon`` is T, or ``None`` for a schedule that holds for every round.
+    (broadcast) and entries in [0, 1] (β ≤ 1 keeps SAMA within the remaining budget);
+    ``horizon`` is T, or ``None`` for one ``(1, N', M')`` slice that holds for every round.
     """
 
     betas: np.ndarray
     horizon: int | None
 
+    def __post_init__(self):
+        betas = as_float_array(self.betas, "betas", 3)
+        if betas.ndim != 3 or np.any(betas > 1):
+            raise ValueError(f"betas must be a (T, N, M) array with entries in [0, 1], got shape {betas.shape}")
+        rounds = 1 if self.horizon is None else _check_horizon(self.horizon)
+        if betas.shape[0] != rounds:
+            raise ValueError(f"betas must have {rounds} round(s) for horizon {self.horizon}, "
+                             f"got shape {betas.shape}")
+        object.__setattr__(self, "betas", betas)
+
     @classmethod
     def constant(cls) -> BetaSchedule:
         """β = 1 in every round: SAMA without distribution knowledge (Remark 1); SAMA's default.
 
-        SAMA then still inflates nothing but keeps accounting for past allocation through the
-        bias ã. It is the default because it needs no knowledge of the demand distribution,
+        SAMA then inflates no demand but still accounts for past allocation through the bias
+        ã. It is the default because it needs no knowledge of the demand distribution,
         and because with the paper's data (E[x] = 0.275, std(x) ≈ 0.331) every λ ≥ 0.83 makes
         all lower confidence bounds 0, i.e. β = 1 anyway.
         """
@@ -55,8 +66,9 @@ class BetaSchedule:
 
         ``mean, std`` (demand units) broadcast to ``(T, N, M)`` (an ``(N, M)`` array means the
         same distribution every round); ``lam`` is a scalar or ``(T,)`` (λ^τ for round τ,
-        0-based). T is taken from the leading dimension of ``mean, std`` or ``lam``, or from
-        ``horizon``, which is required when none of them has a T dimension.
+        0-based; round 0's is unused, only later rounds enter the sum). T is taken from the
+        leading dimension of ``mean, std`` or ``lam``, or from ``horizon``, which is required
+        when none of them has a T dimension.
         """
         mean = as_float_array(mean, "mean", 0)
         std = as_float_array(std, "std", 0)
@@ -92,7 +104,8 @@ class BetaSchedule:
         """Eq. (6) with Theorem 3's multipliers λ^τ = sqrt((T - τ) / ξ) (τ 1-based).
 
         ``xi`` in (0, 1) is the failure probability of the regret bound; ``mean, std`` as in
-        :meth:`from_moments`.
+        :meth:`from_moments`. λ is 0 for the last round, whose bound is then its mean: with
+        the paper's data this gives β = 1/2 in every round but the last, not β = 1.
         """
         horizon = _check_horizon(horizon)
         if not np.isfinite(xi) or not 0 < xi < 1:
@@ -137,7 +150,7 @@ class SequentialMechanism:
 
     def reset(self, budget) -> SequentialState:
         """The state before round 0 for total budgets ``budget (..., M)``."""
-        budget = as_float_array(budget, "budget", 1)
+        budget = np.array(as_float_array(budget, "budget", 1))
         if budget.shape[-1] < 1:
             raise ValueError(f"budget must have M >= 1 resources, got shape {budget.shape}")
         return SequentialState(budget=budget, past=None, t=0, values=None)
@@ -162,7 +175,7 @@ class SequentialMechanism:
             budget=np.maximum(inst.budget - a.sum(axis=-2), 0.0),
             past=inst.past + a,
             t=state.t + 1,
-            values=inst.values,
+            values=np.array(inst.values) if state.values is None else state.values,
         )
         return a, new_state
 
@@ -201,7 +214,12 @@ class SAMA(SequentialMechanism):
         self.name = f"sama({self.one_shot.name})"
 
     def _allocate(self, t, values, demands, budget, past):
-        beta = np.broadcast_to(self.beta_schedule.beta(t), demands.shape[-2:]).mean(axis=-1)
+        beta = self.beta_schedule.beta(t)
+        try:
+            beta = np.broadcast_to(beta, demands.shape[-2:]).mean(axis=-1)
+        except ValueError as err:
+            raise ValueError(f"beta_schedule of shape {self.beta_schedule.betas.shape[1:]} per round does not "
+                             f"broadcast to (N, M) = {demands.shape[-2:]}") from err
         beta = np.where(beta > 0, beta, 1.0)[:, None]
         inflated = self.one_shot(values, demands / beta, budget, past)
         return np.minimum(beta * inflated, demands)

@@ -51,5 +51,5 @@ def proportional_to_demand(values, demands, budget, past=None, weights=None) -> 
     inst = check_instance(values, demands, budget, past, weights)
     x, b = inst.demands, inst.budget
     total = x.sum(axis=-2)
-    scale = np.where(total > b, b / np.where(total > 0, total, 1.0), 1.0)
+    scale = np.divide(b, total, out=np.ones_like(total), where=total > b)
     return repair_feasibility(x * scale[..., None, :], x, b)

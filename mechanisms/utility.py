@@ -14,7 +14,7 @@ def utility(values, demands, allocation) -> np.ndarray:
     return np.sum(np.asarray(values, dtype=np.float64) * used, axis=-1)
 
 
-def total_utility(values, demands, allocations) -> np.ndarray:
+def total_utilities(values, demands, allocations) -> np.ndarray:
     """Utility summed over the horizon, ``U_i = sum_t u_i(a^t, v, x^t)``: returns ``(..., N)``.
 
     Shapes: ``values (..., N, M)`` (fixed over the horizon), ``demands, allocations
