@@ -47,9 +47,9 @@ def as_float_array(x, name: str, min_ndim: int) -> np.ndarray:
         raise ValueError(f"{name} must be a numeric array, got {type(x).__name__}") from err
     if arr.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite entries")
-    if np.any(arr < 0):
+    if arr.size and not (arr.min() >= 0.0 and arr.max() < np.inf):  # also false for NaN
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinite entries")
         raise ValueError(f"{name} must be non-negative, got minimum {arr.min()}")
     return arr
 
@@ -90,14 +90,18 @@ def check_instance(values, demands, budget, past=None, weights=None) -> Instance
         "weights": weights.shape[:-1],
     }
     try:
-        batch = np.broadcast_shapes(*shapes.values())
+        batch = shapes["values"] if len(set(shapes.values())) == 1 else np.broadcast_shapes(*shapes.values())
     except ValueError as err:
         detail = ", ".join(f"{k} {v}" for k, v in shapes.items())
         raise ValueError(f"batch dimensions do not broadcast: {detail}") from err
     return Instance(
-        values=np.broadcast_to(values, batch + (n, m)),
-        demands=np.broadcast_to(demands, batch + (n, m)),
-        budget=np.broadcast_to(budget, batch + (m,)),
-        past=np.broadcast_to(past, batch + (n, m)),
-        weights=np.broadcast_to(weights, batch + (n,)),
+        values=_broadcast(values, batch + (n, m)),
+        demands=_broadcast(demands, batch + (n, m)),
+        budget=_broadcast(budget, batch + (m,)),
+        past=_broadcast(past, batch + (n, m)),
+        weights=_broadcast(weights, batch + (n,)),
     )
+
+
+def _broadcast(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return arr if arr.shape == shape else np.broadcast_to(arr, shape)
