@@ -1,9 +1,12 @@
 """Welfare metrics of allocations: Nash social welfare, its log, utilitarian welfare, efficiency.
 
 Utilities are the agents' true clipped-linear utilities (:mod:`mechzoo.mechanisms.utility`).
-Exploitability estimators live beside these once the measurement tools exist.
+Exploitability estimates summarise the gains found by best-response oracles
+(:mod:`mechzoo.agents.oracles`), always labelled with the oracle that found them.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,3 +39,41 @@ def efficiency(total_allocation, budget) -> np.ndarray:
     has_budget = budget > 0
     share = np.where(has_budget, used / np.where(has_budget, budget, 1.0), 0.0)
     return share.sum(axis=-1) / np.maximum(has_budget.sum(axis=-1), 1)
+
+
+@dataclass(frozen=True)
+class ExploitabilityEstimate:
+    """Exploitability measured by a best-response oracle over ``P`` profiles.
+
+    ``gains (P, N)`` are the per-profile best gains (a lower bound on the true ones);
+    ``per_agent (N,)`` their means with 95% half-widths ``per_agent_ci (N,)``; ``mean`` is the
+    RPF-Net paper's reported metric, the mean over agents and profiles, with ``mean_ci``.
+    Confidence intervals are normal approximations over profiles.
+    """
+
+    gains: np.ndarray
+    per_agent: np.ndarray
+    per_agent_ci: np.ndarray
+    mean: float
+    mean_ci: float
+    oracle: str
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4g} ± {self.mean_ci:.2g} (95% CI over {len(self.gains)} profiles; oracle {self.oracle})"
+
+
+def summarize_gains(gains, oracle: str) -> ExploitabilityEstimate:
+    """Means and 95% confidence half-widths of best-response ``gains (P, N)``."""
+    gains = np.atleast_2d(np.asarray(gains, dtype=np.float64))
+    p = gains.shape[0]
+    half = lambda a: 1.96 * a.std(axis=0, ddof=1) / np.sqrt(p) if p > 1 else np.zeros(a.shape[1:])  # noqa: E731
+    per_profile = gains.mean(axis=1)
+    return ExploitabilityEstimate(gains, gains.mean(axis=0), half(gains), float(per_profile.mean()),
+                                  float(half(per_profile[:, None])[0]), oracle)
+
+
+def one_shot_exploitability(mechanism, values, demands, budget, oracle) -> ExploitabilityEstimate:
+    """Ex-post exploitability of a one-shot mechanism: each agent's best unilateral gain,
+    others truthful, for profiles ``values, demands (P, N, M)`` and ``budget (M,)`` or ``(P, M)``."""
+    result = oracle.best_response(mechanism, values, demands, budget)
+    return summarize_gains(result.gain, result.oracle)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .pa import partial_allocation
 from .pf import proportional_fairness
+from .pf_grad import proportional_fairness_torch
 from .simple import equal_split, proportional_to_demand
 
 AllocateFn = Callable[..., np.ndarray]
@@ -31,6 +32,12 @@ class OneShotMechanism:
     name: str
     allocate: AllocateFn
     description: str = ""
+    allocate_torch: AllocateFn | None = None  # same rule on torch tensors, differentiable; None if not
+
+    @property
+    def differentiable(self) -> bool:
+        """Whether gradients of the allocation with respect to the reports are available."""
+        return self.allocate_torch is not None
 
     def __call__(self, values, demands, budget, past=None) -> np.ndarray:
         return self.allocate(values, demands, budget, past)
@@ -82,20 +89,26 @@ def make_one_shot(name: str | OneShotMechanism, **kwargs) -> OneShotMechanism:
     return factory(**kwargs)
 
 
-def _rule_factory(name: str, rule: AllocateFn, description: str) -> Factory:
+def _rule_factory(name: str, rule: AllocateFn, description: str, torch_rule: AllocateFn | None = None) -> Factory:
     """A factory binding the optional Nash-welfare ``weights (..., N)`` of a built-in rule."""
 
     def factory(weights=None) -> OneShotMechanism:
         def allocate(values, demands, budget, past=None) -> np.ndarray:
             return rule(values, demands, budget, past, weights)
 
-        return OneShotMechanism(name, allocate, description)
+        allocate_torch = None
+        if torch_rule is not None:
+            def allocate_torch(values, demands, budget, past=None):
+                return torch_rule(values, demands, budget, past, weights)
+
+        return OneShotMechanism(name, allocate, description, allocate_torch)
 
     return factory
 
 
 register_one_shot("pf", _rule_factory(
-    "pf", proportional_fairness, "proportional fairness: maximise the (weighted) Nash social welfare"))
+    "pf", proportional_fairness, "proportional fairness: maximise the (weighted) Nash social welfare",
+    proportional_fairness_torch))
 register_one_shot("pa", _rule_factory(
     "pa", partial_allocation, "partial allocation: PF scaled by each agent's externality ratio"))
 register_one_shot("equal", _rule_factory(

@@ -1,0 +1,57 @@
+"""Best-response oracles and one-shot exploitability."""
+import numpy as np
+import pytest
+
+from mechzoo.agents import GradientOracle, GridOracle, RandomOracle, ReportSpace
+from mechzoo.metrics import one_shot_exploitability, summarize_gains
+
+FIG1_VALUES = np.array([[1.0, 0.5], [1.0, 0.25]])
+
+
+@pytest.mark.parametrize("oracle", [GridOracle(81), RandomOracle(4000), GradientOracle(4, 150, 0.01)],
+                         ids=["grid", "random", "gradient"])
+def test_rpf_figure1_exploitability(oracle):
+    """RPF-Net paper Fig. 1: agent 1 gains 0.125 (supremum) by shading its second value; agent 2 nothing."""
+    result = oracle.best_response("pf", FIG1_VALUES, np.ones((2, 2)), np.ones(2))
+    assert result.gain[0] == pytest.approx(0.125, abs=1e-3)
+    assert result.gain[1] == pytest.approx(0.0, abs=1e-6)
+    ratio = result.values[0, 1] / result.values[0, 0]
+    assert 0.25 <= ratio < 0.26  # just above the critical ratio v_22 / v_21 = 1/4
+
+
+def test_gain_is_never_negative_and_truth_is_a_candidate():
+    rng = np.random.default_rng(0)
+    v, x = rng.uniform(0.1, 1, (20, 2, 2)), rng.uniform(0.1, 1, (20, 2, 2))
+    result = RandomOracle(64, seed=1).best_response("pf", v, x, np.ones(2))
+    assert result.gain.shape == (20, 2) and np.all(result.gain >= 0)
+
+
+def test_uniform_rule_is_not_exploitable_by_demand_misreports():
+    """The uniform rule is strategy-proof for demands (Sprumont 1991): no misreport helps."""
+    rng = np.random.default_rng(2)
+    v, x = rng.uniform(0.1, 1, (30, 3, 1)), rng.uniform(0.0, 1, (30, 3, 1))
+    oracle = GridOracle(101, ReportSpace(fields="demands"))
+    assert oracle.best_response("equal", v, x, np.ones(1)).gain.max() <= 1e-9
+
+
+def test_summary_confidence_interval():
+    gains = np.array([[0.0, 0.2], [0.2, 0.0], [0.1, 0.1]])
+    est = summarize_gains(gains, "test")
+    np.testing.assert_allclose(est.per_agent, [0.1, 0.1])
+    assert est.mean == pytest.approx(0.1) and est.mean_ci == pytest.approx(0.0)
+    assert "test" in str(est)
+
+
+def test_one_shot_exploitability_labels_the_oracle():
+    est = one_shot_exploitability("pf", FIG1_VALUES, np.ones((2, 2)), np.ones(2), GridOracle(41))
+    assert est.oracle.startswith("grid(41")
+    assert est.per_agent[0] > 0.1
+
+
+def test_invalid_oracle_arguments():
+    with pytest.raises(ValueError, match="fields"):
+        ReportSpace(fields="bids")
+    with pytest.raises(ValueError, match="max_candidates"):
+        GridOracle(41, ReportSpace(fields="both")).best_response("pf", np.ones((2, 3)), np.ones((2, 3)), np.ones(3))
+    with pytest.raises(ValueError, match="differentiable"):
+        GradientOracle().best_response("pa", FIG1_VALUES, np.ones((2, 2)), np.ones(2))
