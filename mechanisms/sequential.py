@@ -11,6 +11,7 @@ share each resource's unit; values are utility per unit.
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,16 +138,18 @@ class SequentialState:
     values: np.ndarray | None
 
 
-class SequentialMechanism:
+class SequentialMechanism(abc.ABC):
     """Common state machine of SAMA and Independent; subclasses define one round's allocation."""
+
+    name: str
 
     def __init__(self, one_shot: str | OneShotMechanism):
         self.one_shot = make_one_shot(one_shot)
 
+    @abc.abstractmethod
     def _allocate(self, t: int, values: np.ndarray, demands: np.ndarray, budget: np.ndarray,
                   past: np.ndarray) -> np.ndarray:
         """Round ``t``'s allocation ``(..., N, M)`` from broadcast reports, remaining budget and ã."""
-        raise NotImplementedError
 
     def reset(self, budget) -> SequentialState:
         """The state before round 0 for total budgets ``budget (..., M)``."""
