@@ -1,0 +1,1 @@
+"""Truthful baselines and the evaluation harness."""
