@@ -31,6 +31,8 @@ from numba import njit, prange
 STEP_TO_BOUNDARY = 0.995
 STALL_ITERATIONS = 5
 STALL_FACTOR = 1e3
+CAUTIOUS_CENTERING = 0.1
+STALL_ABORT = 15  # iterations without halving the residual before giving up on a run
 PARALLEL_MIN_BATCH = 64
 NEGLIGIBLE = 1e-12
 AMBIGUOUS = 1e-9
@@ -162,7 +164,7 @@ def _ambiguous(a, mu, up, nu, sl, lam, act):
 
 
 @njit(cache=True, error_model="numpy")
-def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work):
+def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work, cautious):
     """Primal-dual interior point on the scaled, contested sub-problem.
 
     Shapes ``(n, k)`` for ``vh, xh, act`` (True on free entries, False on entries fixed at 0),
@@ -175,6 +177,9 @@ def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work):
     entries keep ``a = 0`` and zero multipliers throughout. Loops write into buffers
     allocated once, since allocation would dominate the cost of these small iterations.
     ``work`` is the buffer tuple of :func:`make_workspace`; the returned arrays are views of it.
+    ``cautious`` is the fallback for the rare instances where Mehrotra's steps cycle (a flat
+    objective next to a bound): it centres towards a fixed fraction of the gap without
+    second-order terms and puts ``eta`` back on ``w / s`` after every step.
     Returns ``(a, lam, mu, nu, converged, iterations)``.
     """
     n, k = vh.shape
@@ -254,6 +259,8 @@ def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work):
         best = min(best, worst)
         if stalled >= STALL_ITERATIONS and worst <= STALL_FACTOR * tol:
             return a, lam, mu, nu, True, it
+        if stalled >= STALL_ABORT:
+            return a, lam, mu, nu, False, it
         gap /= n_comp
         for i in range(n):
             rho[i] = eta[i] / s[i]
@@ -307,17 +314,18 @@ def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work):
                             gap_aff += (a[i, c] + alpha * da[i, c]) * (mu[i, c] + alpha * dmu[i, c])
                             gap_aff += (up[i, c] + alpha * dup[i, c]) * (nu[i, c] + alpha * dnu[i, c])
                 gap_aff /= n_comp
-                target = gap * (gap_aff / gap) ** 3
+                target = CAUTIOUS_CENTERING * gap if cautious else gap * (gap_aff / gap) ** 3
+                second = 0.0 if cautious else 1.0
                 for c in range(k):
-                    q_lam[c] = c_lam[c] + dsl[c] * dlam[c] - target
+                    q_lam[c] = c_lam[c] + second * dsl[c] * dlam[c] - target
                     for i in range(n):
                         if act[i, c]:
-                            q_mu[i, c] = c_mu[i, c] + da[i, c] * dmu[i, c] - target
-                            q_nu[i, c] = c_nu[i, c] + dup[i, c] * dnu[i, c] - target
+                            q_mu[i, c] = c_mu[i, c] + second * da[i, c] * dmu[i, c] - target
+                            q_nu[i, c] = c_nu[i, c] + second * dup[i, c] * dnu[i, c] - target
         alpha = min(1.0, STEP_TO_BOUNDARY * step)
         for i in range(n):
             s[i] += alpha * ds[i]
-            eta[i] += alpha * deta[i]
+            eta[i] = w[i] / s[i] if cautious else eta[i] + alpha * deta[i]
             for c in range(k):
                 if act[i, c]:
                     a[i, c] += alpha * da[i, c]
@@ -371,24 +379,44 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
                 elif xe[i, j] > 0.0:
                     a_out[i, j] = xe[i, j]
                     budget_left[j] -= xe[i, j]
+    # Each agent's utility scale: its largest attainable utility.
+    kappa = c + (v * a_out).sum(axis=1)
+    for j in range(m):
+        if contested[j]:
+            for i in range(n):
+                kappa[i] += v[i, j] * min(xe[i, j], b[j])
+    kappa = np.where(included, kappa, 1.0)
+    # A contested resource worth less than NEGLIGIBLE of every agent's utility (a budget left
+    # over by round-off, say) cannot move the objective: it is shared in proportion to demand
+    # at price 0, which satisfies the KKT conditions to within NEGLIGIBLE.
+    for j in range(m):
+        if not contested[j]:
+            continue
+        worth = 0.0
+        demand = 0.0
+        for i in range(n):
+            if free[i, j]:
+                worth = max(worth, v[i, j] * sigma[j] / kappa[i])
+                demand += xe[i, j]
+        if worth <= NEGLIGIBLE:
+            contested[j] = False
+            share = min(1.0, budget_left[j] / demand) if demand > 0.0 else 0.0
+            for i in range(n):
+                if free[i, j]:
+                    a_out[i, j] = xe[i, j] * share
+                    free[i, j] = False
     cols = np.nonzero(contested)[0]
     k = cols.shape[0]
     converged = True
     iters = 0
     if k > 0:
-        # Constant part of each utility (bias plus uncontested resources) and the utility scale.
+        # Constant part of each utility: bias plus everything already fixed.
         offset = c + (v * a_out).sum(axis=1)
-        kappa = offset.copy()
         mat, vec = work[0], work[1]
         vh, xh = _view(mat, N_MAT_FIELDS - 2, n, k), _view(mat, N_MAT_FIELDS - 1, n, k)
         vh[:, :] = 0.0
         xh[:, :] = 0.0
         act = np.zeros((n, k), dtype=np.bool_)
-        for q in range(k):
-            j = cols[q]
-            for i in range(n):
-                kappa[i] += v[i, j] * min(xe[i, j], b[j])
-        kappa = np.where(included, kappa, 1.0)
         for q in range(k):
             j = cols[q]
             for i in range(n):
@@ -398,7 +426,11 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
                     xh[i, q] = xe[i, j] / sigma[j]
         bh = budget_left[cols] / sigma[cols]
         ch = np.where(included, offset / kappa, 1.0)
-        ah, lam, mu, nu, converged, iters = _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work)
+        ah, lam, mu, nu, converged, iters = _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work, False)
+        if not converged:
+            # Rarely Mehrotra's steps cycle; a cautious restart breaks the cycle.
+            ah, lam, mu, nu, converged, more = _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work, True)
+            iters += more
         for q in range(k):
             j = cols[q]
             price_out[j] = lam[q] / sigma[j]

@@ -20,6 +20,9 @@ from .registry import OneShotMechanism, make_one_shot
 from .validation import as_float_array, check_instance
 
 
+SPENT = 1e-12  # a remaining budget below this fraction of the last one is round-off
+
+
 def _check_horizon(horizon, name: str = "horizon") -> int:
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ValueError(f"{name} must be an integer T >= 1, got {horizon!r}")
@@ -174,8 +177,10 @@ class SequentialMechanism(abc.ABC):
             values = state.values
         inst = check_instance(values, demands, state.budget, state.past)
         a = self._allocate(state.t, inst.values, inst.demands, inst.budget, inst.past)
+        remaining = inst.budget - a.sum(axis=-2)
         new_state = SequentialState(
-            budget=np.maximum(inst.budget - a.sum(axis=-2), 0.0),
+            # What round-off leaves of a spent budget (a few ulps) counts as spent.
+            budget=np.where(remaining > SPENT * inst.budget, remaining, 0.0),
             past=inst.past + a,
             t=state.t + 1,
             values=np.array(inst.values) if state.values is None else state.values,
