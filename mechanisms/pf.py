@@ -147,8 +147,8 @@ def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weigh
 
     Each resource is measured in units of its largest effective demand ``sigma_m`` (so a
     price becomes ``price * sigma_m``) and each agent's utility is dimensionless inside the
-    log; stationarity is relative where the scaled marginal utility exceeds 1 (agents with
-    tiny utility have huge marginals). Checks stationarity ``-w v/s - mu + nu + price = 0``
+    log; stationarity and the bound complementarities are relative where the scaled marginal
+    utility exceeds 1 (agents with tiny utility have huge marginals and multipliers). Checks stationarity ``-w v/s - mu + nu + price = 0``
     for included agents, primal
     feasibility, dual feasibility and complementarity of all three constraint families.
     """
@@ -162,7 +162,8 @@ def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weigh
     included = s > TINY  # at the optimum exactly the agents in the objective have utility
     safe = np.where(s > 0, s, 1.0)[..., None]
     marginal = w[..., None] * v / safe * sigma[..., None, :]
-    stationarity = (-marginal + (nu - mu + p[..., None, :]) * sigma[..., None, :]) / np.maximum(marginal, 1.0)
+    relative = np.maximum(marginal, 1.0)
+    stationarity = (-marginal + (nu - mu + p[..., None, :]) * sigma[..., None, :]) / relative
     stationarity = np.where(included[..., None], np.abs(stationarity), 0.0)
     sig = sigma[..., None, :]
     slack_b = b - a.sum(-2)
@@ -173,8 +174,8 @@ def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weigh
         (np.maximum(-slack_b, 0) / sigma).max(axis=-1),
         (np.maximum(-np.minimum(mu, nu), 0) * sig).max(axis=(-2, -1)),
         (np.maximum(-p, 0) * sigma).max(axis=-1),
-        np.abs(mu * a).max(axis=(-2, -1)),
-        np.abs(nu * (x - a)).max(axis=(-2, -1)),
+        (np.abs(mu * a) / relative).max(axis=(-2, -1)),
+        (np.abs(nu * (x - a)) / relative).max(axis=(-2, -1)),
         np.abs(p * slack_b).max(axis=-1),
     ]
     return np.max(np.stack(parts), axis=0)

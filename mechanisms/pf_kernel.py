@@ -34,7 +34,8 @@ STALL_FACTOR = 1e3
 CAUTIOUS_CENTERING = 0.1
 STALL_ABORT = 15  # iterations without halving the residual before giving up on a run
 PARALLEL_MIN_BATCH = 64
-NEGLIGIBLE = 1e-12
+NEGLIGIBLE_DEMAND = 1e-12  # of the resource's scale: smaller demands are granted in full
+NEGLIGIBLE_WORTH = 1e-12  # of every agent's utility: such resources are shared at price 0
 AMBIGUOUS = 1e-9
 DEGENERATE_TOL = 1e-18
 
@@ -367,14 +368,15 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
         elif b[j] > 0.0:
             contested[j] = True
             sigma[j] = np.minimum(xe[:, j], b[j]).max()
-    # Demands below NEGLIGIBLE of their resource's scale would make the scaled problem
-    # singular: they are granted in full (a = x) and the rest is solved without them.
+    # Demands below NEGLIGIBLE_DEMAND of their resource's scale make the scaled problem nearly
+    # singular: they are granted in full (a = x; taken back after the solve if not worth
+    # the price) and the rest is solved without them.
     free = np.zeros((n, m), dtype=np.bool_)
     budget_left = b.copy()
     for j in range(m):
         if contested[j]:
             for i in range(n):
-                if xe[i, j] > NEGLIGIBLE * sigma[j]:
+                if xe[i, j] > NEGLIGIBLE_DEMAND * sigma[j]:
                     free[i, j] = True
                 elif xe[i, j] > 0.0:
                     a_out[i, j] = xe[i, j]
@@ -386,9 +388,9 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
             for i in range(n):
                 kappa[i] += v[i, j] * min(xe[i, j], b[j])
     kappa = np.where(included, kappa, 1.0)
-    # A contested resource worth less than NEGLIGIBLE of every agent's utility (a budget left
+    # A contested resource worth less than NEGLIGIBLE_WORTH of every agent's utility (a budget left
     # over by round-off, say) cannot move the objective: it is shared in proportion to demand
-    # at price 0, which satisfies the KKT conditions to within NEGLIGIBLE.
+    # at price 0, which satisfies the KKT conditions to within NEGLIGIBLE_WORTH.
     for j in range(m):
         if not contested[j]:
             continue
@@ -398,7 +400,7 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
             if free[i, j]:
                 worth = max(worth, v[i, j] * sigma[j] / kappa[i])
                 demand += xe[i, j]
-        if worth <= NEGLIGIBLE:
+        if worth <= NEGLIGIBLE_WORTH:
             contested[j] = False
             share = min(1.0, budget_left[j] / demand) if demand > 0.0 else 0.0
             for i in range(n):
@@ -453,6 +455,8 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
                 continue
             if not free[i, j]:
                 gain = w[i] * v[i, j] / s[i] - price_out[j]
+                if gain < 0.0 and contested[j] and a_out[i, j] > 0.0:
+                    a_out[i, j] = 0.0  # a negligible demand granted in full that is not worth its price
                 if a_out[i, j] >= x[i, j]:
                     nu_out[i, j] = max(gain, 0.0)
                     mu_out[i, j] = max(-gain, 0.0)

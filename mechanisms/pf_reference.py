@@ -37,6 +37,12 @@ def _parametric_problem(n: int, m: int):
     utility = offset + cp.sum(cp.multiply(values, alloc), axis=1)
     constraints = [alloc >= 0, alloc <= caps, cp.sum(alloc, axis=0) <= budget]
     problem = cp.Problem(cp.Maximize(cp.sum(cp.log(utility))), constraints)
+    # The first solve of a parametric problem takes cvxpy's compiling path and later ones its
+    # cached path, whose results differ in the last digits: solve once here so that every
+    # real solve takes the same path and the reference is deterministic.
+    for param, value in zip((values, caps, budget, offset), (np.ones((n, m)), np.ones((n, m)), np.ones(m), np.ones(n))):
+        param.value = value
+    problem.solve(solver=cp.CLARABEL)
     return problem, (values, caps, budget, offset), alloc, constraints[2]
 
 
