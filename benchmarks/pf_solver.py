@@ -34,9 +34,14 @@ def time_reference(v, x, b):
     n = v.shape[1]
     past, w = np.zeros_like(v[0]), np.ones(n)
     solve_reference_instance(v[0], x[0], b, past, w, tight=False)  # compile outside the clock
+    out = np.full(v.shape, np.nan)
     start = time.perf_counter()
-    out = [solve_reference_instance(v[t], x[t], b, past, w, tight=False)[0] for t in range(len(v))]
-    return (time.perf_counter() - start) / len(v), np.stack(out)
+    for t in range(len(v)):
+        try:
+            out[t] = solve_reference_instance(v[t], x[t], b, past, w, tight=False)[0]
+        except RuntimeError:  # Clarabel gives up now and then; the instance is left out of |da|
+            pass
+    return (time.perf_counter() - start) / len(v), out
 
 
 def time_fast(v, x, b, batch):
@@ -68,13 +73,14 @@ def main(argv=None):
         for batch in BATCHES:
             fast_time, fast_alloc = time_fast(v, x, b, batch)
             k = min(sample, len(fast_alloc))
-            diff = np.abs(fast_alloc[:k] - ref_alloc[:k]).max()
+            diff = np.nanmax(np.abs(fast_alloc[:k] - ref_alloc[:k]))
             rows.append((f"{n}x{m}", batch, ref_time, fast_time, ref_time / fast_time, diff))
     print(f"\n{'size':>6} {'batch':>6} {'cvxpy us/inst':>14} {'mechzoo us/inst':>16} {'speed-up':>9} {'max |da|':>10}")
     for size, batch, ref_time, fast_time, ratio, diff in rows:
         print(f"{size:>6} {batch:>6} {ref_time * 1e6:14.1f} {fast_time * 1e6:16.2f} {ratio:8.0f}x {diff:10.1e}")
     print("\nmax |da|: largest allocation difference to cvxpy over the timed reference sample "
-          "(cvxpy at default tolerances is accurate to about 1e-5).")
+          "(cvxpy at default tolerances is accurate to about 1e-5; instances where Clarabel "
+          "failed are left out).")
 
 
 if __name__ == "__main__":
