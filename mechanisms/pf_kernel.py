@@ -127,8 +127,9 @@ def _max_step(z, dz, alpha):
     return alpha
 
 
-N_MAT_FIELDS = 18  # (n, k) arrays of the interior point, plus vh and xh
+N_MAT_FIELDS = 19  # (n, k) arrays of the interior point, plus xe, vh and xh
 N_VEC_FIELDS = 17  # vectors of length n or k
+N_AUX_FIELDS = 8  # set-up vectors of solve_instance
 
 
 @njit(cache=True, error_model="numpy")
@@ -137,7 +138,8 @@ def make_workspace(n, m):
     otherwise dominate these small solves and serialise the threads on the allocator."""
     size = max(n, m)
     return (np.zeros((N_MAT_FIELDS, n * m)), np.zeros((N_VEC_FIELDS, size)), np.zeros(n * m * m),
-            np.zeros((2, m * m)))
+            np.zeros((2, m * m)), np.zeros((N_AUX_FIELDS, size)), np.zeros((3, n * m + n + m), dtype=np.bool_),
+            np.zeros(m, dtype=np.int64))
 
 
 @njit(cache=True, error_model="numpy")
@@ -184,8 +186,8 @@ def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work, cautious):
     Returns ``(a, lam, mu, nu, converged, iterations)``.
     """
     n, k = vh.shape
-    mat, vec, cube, small = work
-    for r in range(N_MAT_FIELDS - 2):  # the last two rows hold vh and xh
+    mat, vec, cube, small = work[0], work[1], work[2], work[3]
+    for r in range(N_MAT_FIELDS - 3):  # the last three rows hold xe, vh and xh
         mat[r, :n * k] = 0.0
     vec[:, :] = 0.0
     a, up, mu, nu = _view(mat, 0, n, k), _view(mat, 1, n, k), _view(mat, 2, n, k), _view(mat, 3, n, k)
@@ -347,50 +349,59 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
     ``tol`` bounds the scaled stationarity residual and every scaled complementarity product.
     """
     n, m = v.shape
+    aux, flags, cols = work[4], work[5], work[6]
     a_out[:, :] = 0.0
     price_out[:] = 0.0
     mu_out[:, :] = 0.0
     nu_out[:, :] = 0.0
-    # Effective demand: zero-value entries and left-out agents demand nothing.
-    # A demand above twice the budget can never bind (a <= b), so it is capped there: the
-    # solution is unchanged and scaled demands stay O(1).
-    xe = np.where(v > 0.0, np.minimum(x, 2.0 * b), 0.0)
-    # Left out: agents who cannot reach a positive utility (nothing demanded within budget).
-    included = ((v * np.minimum(xe, b)).sum(axis=1) > 0.0) | (c > 0.0)
+    sigma, budget_left, kappa, offset, s, ch = aux[0, :m], aux[1, :m], aux[2, :n], aux[3, :n], aux[4, :n], aux[5, :n]
+    included, contested = flags[0, :n], flags[0, n:n + m]
+    free = flags[1, :n * m].reshape((n, m))
+    xe = work[0][N_MAT_FIELDS - 3, :n * m].reshape((n, m))
+    # Effective demand: zero-value entries and left-out agents demand nothing. A demand above
+    # twice the budget can never bind (a <= b), so it is capped there: the solution is
+    # unchanged and scaled demands stay O(1). Left out: agents who cannot reach a positive
+    # utility (nothing demanded within budget, no bias).
     for i in range(n):
+        attainable = 0.0
+        for j in range(m):
+            xe[i, j] = min(x[i, j], 2.0 * b[j]) if v[i, j] > 0.0 else 0.0
+            attainable += v[i, j] * min(xe[i, j], b[j])
+        included[i] = attainable > 0.0 or c[i] > 0.0
         if not included[i]:
             xe[i, :] = 0.0
-    contested = np.zeros(m, dtype=np.bool_)
-    sigma = np.ones(m)
     for j in range(m):
-        if xe[:, j].sum() <= b[j]:
-            a_out[:, j] = xe[:, j]
-        elif b[j] > 0.0:
-            contested[j] = True
-            sigma[j] = np.minimum(xe[:, j], b[j]).max()
+        total = 0.0
+        biggest = 0.0
+        for i in range(n):
+            total += xe[i, j]
+            biggest = max(biggest, min(xe[i, j], b[j]))
+        contested[j] = total > b[j] and b[j] > 0.0
+        sigma[j] = biggest if contested[j] else 1.0
+        budget_left[j] = b[j]
+        if total <= b[j]:
+            for i in range(n):
+                a_out[i, j] = xe[i, j]
     # Demands below NEGLIGIBLE_DEMAND of their resource's scale make the scaled problem nearly
     # singular: they are granted in full (a = x; taken back after the solve if not worth
     # the price) and the rest is solved without them.
-    free = np.zeros((n, m), dtype=np.bool_)
-    budget_left = b.copy()
-    for j in range(m):
-        if contested[j]:
-            for i in range(n):
-                if xe[i, j] > NEGLIGIBLE_DEMAND * sigma[j]:
-                    free[i, j] = True
-                elif xe[i, j] > 0.0:
-                    a_out[i, j] = xe[i, j]
-                    budget_left[j] -= xe[i, j]
+    for i in range(n):
+        for j in range(m):
+            free[i, j] = contested[j] and xe[i, j] > NEGLIGIBLE_DEMAND * sigma[j]
+            if contested[j] and not free[i, j] and xe[i, j] > 0.0:
+                a_out[i, j] = xe[i, j]
+                budget_left[j] -= xe[i, j]
     # Each agent's utility scale: its largest attainable utility.
-    kappa = c + (v * a_out).sum(axis=1)
-    for j in range(m):
-        if contested[j]:
-            for i in range(n):
-                kappa[i] += v[i, j] * min(xe[i, j], b[j])
-    kappa = np.where(included, kappa, 1.0)
+    for i in range(n):
+        kappa[i] = c[i]
+        for j in range(m):
+            kappa[i] += v[i, j] * (min(xe[i, j], b[j]) if contested[j] else a_out[i, j])
+        if not included[i]:
+            kappa[i] = 1.0
     # A contested resource worth less than NEGLIGIBLE_WORTH of every agent's utility (a budget left
     # over by round-off, say) cannot move the objective: it is shared in proportion to demand
     # at price 0, which satisfies the KKT conditions to within NEGLIGIBLE_WORTH.
+    k = 0
     for j in range(m):
         if not contested[j]:
             continue
@@ -407,27 +418,29 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
                 if free[i, j]:
                     a_out[i, j] = xe[i, j] * share
                     free[i, j] = False
-    cols = np.nonzero(contested)[0]
-    k = cols.shape[0]
+        else:
+            cols[k] = j
+            k += 1
     converged = True
     iters = 0
     if k > 0:
         # Constant part of each utility: bias plus everything already fixed.
-        offset = c + (v * a_out).sum(axis=1)
-        mat, vec = work[0], work[1]
+        for i in range(n):
+            offset[i] = c[i]
+            for j in range(m):
+                offset[i] += v[i, j] * a_out[i, j]
+            ch[i] = offset[i] / kappa[i] if included[i] else 1.0
+        mat = work[0]
         vh, xh = _view(mat, N_MAT_FIELDS - 2, n, k), _view(mat, N_MAT_FIELDS - 1, n, k)
-        vh[:, :] = 0.0
-        xh[:, :] = 0.0
-        act = np.zeros((n, k), dtype=np.bool_)
+        act = flags[2, :n * k].reshape((n, k))
+        bh = aux[6, :k]
         for q in range(k):
             j = cols[q]
+            bh[q] = budget_left[j] / sigma[j]
             for i in range(n):
-                if free[i, j]:
-                    act[i, q] = True
-                    vh[i, q] = v[i, j] * sigma[j] / kappa[i]
-                    xh[i, q] = xe[i, j] / sigma[j]
-        bh = budget_left[cols] / sigma[cols]
-        ch = np.where(included, offset / kappa, 1.0)
+                act[i, q] = free[i, j]
+                vh[i, q] = v[i, j] * sigma[j] / kappa[i] if free[i, j] else 0.0
+                xh[i, q] = xe[i, j] / sigma[j] if free[i, j] else 0.0
         ah, lam, mu, nu, converged, iters = _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work, False)
         if not converged:
             # Rarely Mehrotra's steps cycle; a cautious restart breaks the cycle.
@@ -444,7 +457,10 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
                 # A capped demand's bound a <= x is far from binding: its multiplier is 0.
                 nu_out[i, j] = nu[i, q] / sigma[j] if x[i, j] <= 2.0 * b[j] else 0.0
     # Duals of fixed entries from stationarity: marginal utility minus price.
-    s = c + (v * a_out).sum(axis=1)
+    for i in range(n):
+        s[i] = c[i]
+        for j in range(m):
+            s[i] += v[i, j] * a_out[i, j]
     for j in range(m):
         if b[j] == 0.0:
             for i in range(n):
