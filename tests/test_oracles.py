@@ -55,3 +55,22 @@ def test_invalid_oracle_arguments():
         GridOracle(41, ReportSpace(fields="both")).best_response("pf", np.ones((2, 3)), np.ones((2, 3)), np.ones(3))
     with pytest.raises(ValueError, match="differentiable"):
         GradientOracle().best_response("pa", FIG1_VALUES, np.ones((2, 2)), np.ones(2))
+
+
+def test_partial_allocation_with_demand_caps_is_manipulable():
+    """Counterexample (docs/mechanisms.md): over-reporting a demand raises agent 1's true utility under PA."""
+    from mechzoo.mechanisms import partial_allocation
+    from mechzoo.mechanisms.utility import utility
+
+    v = np.array([[1.0, 1.0], [1.0, 0.25]])
+    x = np.array([[0.5, 0.5], [1.0, 1.0]])
+    b = np.ones(2)
+    truthful = utility(v, x, partial_allocation(v, x, b))[0]
+    lie_v, lie_x = v.copy(), x.copy()
+    lie_v[0], lie_x[0] = (1.0, 0.5), (0.5, 1.0)
+    a = partial_allocation(lie_v, lie_x, b)
+    np.testing.assert_allclose(a[0], [0.15, 0.6], atol=1e-8)
+    assert truthful == pytest.approx(0.528125, abs=1e-8)
+    assert utility(v, x, a)[0] - truthful == pytest.approx(0.121875, abs=1e-8)
+    found = RandomOracle(3000, ReportSpace(fields="both"), seed=1).best_response("pa", v, x, b)
+    assert found.gain[0] > 0.12
