@@ -25,10 +25,10 @@ from typing import Sequence
 import numpy as np
 from gymnasium.utils import seeding
 
-from .core import DEFAULT_REPORT_BOUND, GameEngine, make_config
+from .core import DEFAULT_REPORT_BOUND, EngineLayouts, GameEngine, make_config
 
 
-class BatchedSequentialAllocation:
+class BatchedSequentialAllocation(EngineLayouts):
     """``n_envs`` lock-step instances of the sequential allocation game (see the module docstring)."""
 
     def __init__(self, n_envs: int, n_agents: int = 2, n_resources: int = 2, horizon: int = 10,
@@ -60,14 +60,6 @@ class BatchedSequentialAllocation:
     def action_space(self):
         """One agent's action space (the single env's)."""
         return self._engine.action_space
-
-    @property
-    def observation_layout(self) -> dict[str, slice]:
-        return dict(self._engine.obs_layout)
-
-    @property
-    def action_layout(self) -> dict[str, slice]:
-        return dict(self._engine.act_layout)
 
     @property
     def obs_shape(self) -> tuple[int, int, int]:

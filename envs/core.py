@@ -489,3 +489,19 @@ class GameEngine:
         self.__dict__.update(state)
         if self.mechanism is None:
             self.mechanism = self.config.build_mechanism()
+
+
+class EngineLayouts:
+    """The observation and action layouts of a game, for classes that hold a ``_engine``."""
+
+    _engine: GameEngine
+
+    @property
+    def observation_layout(self) -> dict[str, slice]:
+        """Field name -> slice of the flat observation (see :mod:`mechzoo.envs.core`)."""
+        return dict(self._engine.obs_layout)
+
+    @property
+    def action_layout(self) -> dict[str, slice]:
+        """Field name -> slice of the flat action: ``values`` (used in round 0 only), ``demands``."""
+        return dict(self._engine.act_layout)

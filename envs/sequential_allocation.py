@@ -43,7 +43,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
-from .core import DEFAULT_REPORT_BOUND, RENDER_MODES, GameEngine, make_config
+from .core import DEFAULT_REPORT_BOUND, RENDER_MODES, EngineLayouts, GameEngine, make_config
 from .rendering import render_ansi, render_rgb
 
 
@@ -55,7 +55,7 @@ def _check_max_cycles(max_cycles):
     return int(max_cycles)
 
 
-class SequentialAllocationEnv(ParallelEnv):
+class SequentialAllocationEnv(EngineLayouts, ParallelEnv):
     """The sequential allocation game (see the module docstring).
 
     Parameters
@@ -135,16 +135,6 @@ class SequentialAllocationEnv(ParallelEnv):
             return self._index[agent]
         except (KeyError, TypeError):
             raise ValueError(f"{where}: unknown agent {agent!r}; agents are {self.possible_agents}") from None
-
-    @property
-    def observation_layout(self) -> dict[str, slice]:
-        """Field name -> slice of the flat observation (see :mod:`mechzoo.envs.core`)."""
-        return dict(self._engine.obs_layout)
-
-    @property
-    def action_layout(self) -> dict[str, slice]:
-        """Field name -> slice of the flat action: ``values`` (used in round 0 only), ``demands``."""
-        return dict(self._engine.act_layout)
 
     @property
     def mechanism(self):
