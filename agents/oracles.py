@@ -79,6 +79,12 @@ class BestResponse:
     oracle: str
 
 
+def candidate_chunks(profiles: int, candidates: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` slices of the candidate axis with at most ``MAX_BATCH`` instances each."""
+    step = max(1, MAX_BATCH // max(profiles, 1))
+    return [(s, min(candidates, s + step)) for s in range(0, candidates, step)]
+
+
 def deviation_utilities(mechanism: OneShotMechanism, values, demands, budget, agent: int,
                         candidate_values, candidate_demands) -> np.ndarray:
     """Agent ``agent``'s true utility when it reports each candidate, others truthful.
@@ -89,9 +95,7 @@ def deviation_utilities(mechanism: OneShotMechanism, values, demands, budget, ag
     p, n, m = values.shape
     c = candidate_values.shape[1]
     out = np.empty((p, c))
-    step = max(1, MAX_BATCH // max(p, 1))
-    for start in range(0, c, step):
-        stop = min(c, start + step)
+    for start, stop in candidate_chunks(p, c):
         reports_v = np.repeat(values[:, None], stop - start, axis=1)
         reports_x = np.repeat(demands[:, None], stop - start, axis=1)
         reports_v[:, :, agent] = candidate_values[:, start:stop]

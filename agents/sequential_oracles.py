@@ -19,7 +19,7 @@ import numpy as np
 
 from ..mechanisms.sequential import SequentialMechanism, SequentialState
 from ..mechanisms.utility import utility
-from .oracles import MAX_BATCH, ReportSpace
+from .oracles import ReportSpace, candidate_chunks
 
 DEFAULT_VALUE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 DEFAULT_DEMAND_FACTORS = (0.5, 1.0, 1.5, 2.0)
@@ -77,11 +77,6 @@ def _check(values, demands, budget):
     return values, demands, budget
 
 
-def _chunks(p: int, c: int):
-    step = max(1, MAX_BATCH // max(p, 1))
-    return [(s, min(c, s + step)) for s in range(0, c, step)]
-
-
 def full_best_response(mechanism: SequentialMechanism, values, demands, budget,
                        misreports: ScalingMisreports | None = None, agents=None) -> SequentialBestResponse:
     """Each agent's best scripted misreport of its values and whole demand sequence.
@@ -95,7 +90,7 @@ def full_best_response(mechanism: SequentialMechanism, values, demands, budget,
     fv, fx = misreports.factors(m)
     gain, best_fv, best_fx = np.zeros((p, n)), np.ones((p, n, m)), np.ones((p, n, m))
     for i in range(n) if agents is None else agents:
-        for start, stop in _chunks(p, len(fv)):
+        for start, stop in candidate_chunks(p, len(fv)):
             rv = np.repeat(v[:, None], stop - start, axis=1)           # (P, C, N, M)
             rx = np.repeat(x[:, None], stop - start, axis=1)           # (P, C, T, N, M)
             rv[:, :, i], rx[:, :, :, i] = misreports.space.clip(
@@ -129,17 +124,18 @@ def online_best_response(mechanism: SequentialMechanism, values, demands, budget
         # Later rounds only see demand deviations: drop duplicate value factors there.
         cand_v, cand_x = (fv, fx) if t == 0 else (np.ones((len(misreports.demand_factors), m)),
                                                    np.array([(f,) * m for f in misreports.demand_factors]))
+        # The truthful state before round t, with a candidate axis to broadcast against.
+        expanded = SequentialState(
+            budget=state.budget[:, None], t=state.t,
+            past=None if state.past is None else state.past[:, None],
+            values=None if state.values is None else state.values[:, None])
         for i in range(n) if agents is None else agents:
-            for start, stop in _chunks(p, len(cand_v)):
+            for start, stop in candidate_chunks(p, len(cand_v)):
                 c = stop - start
                 rv = np.repeat(v[:, None], c, axis=1)
                 rx = np.repeat(x[:, None, t], c, axis=1)
                 rv[:, :, i], rx[:, :, i] = misreports.space.clip(v[:, None, i] * cand_v[start:stop],
                                                                    x[:, None, t, i] * cand_x[start:stop])
-                expanded = SequentialState(
-                    budget=state.budget[:, None], t=state.t,
-                    past=None if state.past is None else state.past[:, None],
-                    values=None if state.values is None else state.values[:, None])
                 a, _ = mechanism.step(expanded, rx, rv if t == 0 else None)
                 u = utility(v[:, None, i], x[:, None, t, i], a[:, :, i])  # (P, C)
                 _keep_best(u - truthful[:, t, i:i + 1], gain, best_fv, best_fx, i, cand_v[start:stop], cand_x[start:stop])

@@ -58,9 +58,9 @@ class PFSolution:
     from_reference: np.ndarray
 
 
-def _flat(arr: np.ndarray, tail: int) -> np.ndarray:
-    """A writeable C-contiguous copy with the batch flattened (read-only views would make
-    numba compile a second specialisation)."""
+def flatten_batch(arr: np.ndarray, tail: int) -> np.ndarray:
+    """A writeable C-contiguous copy with the batch dimensions flattened into one, keeping the
+    last ``tail`` (read-only views would make numba compile a second specialisation)."""
     return np.array(arr.reshape((-1,) + arr.shape[arr.ndim - tail:]), dtype=np.float64, order="C")
 
 
@@ -68,6 +68,13 @@ def _flush_tiny(arr: np.ndarray) -> np.ndarray:
     """Treat amounts below ``TINY`` as zero, so that rescaling by them cannot overflow."""
     arr[arr < TINY] = 0.0
     return arr
+
+
+def resource_scale(values, demands, budget) -> np.ndarray:
+    """Each resource's unit for scale-free residuals: its largest effective demand
+    ``max_i min(x_im, b_m)`` over entries with positive value (1 where that is 0). ``(..., M)``."""
+    scale = np.minimum(np.where(values > 0, demands, 0.0), budget[..., None, :]).max(axis=-2)
+    return np.where(scale > 0, scale, 1.0)
 
 
 def bias_utility(values: np.ndarray, past: np.ndarray) -> np.ndarray:
@@ -89,8 +96,8 @@ def solve_proportional_fairness(values, demands, budget, past=None, weights=None
 
 def _solve(inst: Instance, tol: float, max_iter: int) -> PFSolution:
     batch, n, m = inst.batch_shape, inst.n_agents, inst.n_resources
-    v, x, b = (_flush_tiny(_flat(t, k)) for t, k in ((inst.values, 2), (inst.demands, 2), (inst.budget, 1)))
-    c, w = _flush_tiny(_flat(bias_utility(inst.values, inst.past), 1)), _flat(inst.weights, 1)
+    v, x, b = (_flush_tiny(flatten_batch(t, k)) for t, k in ((inst.values, 2), (inst.demands, 2), (inst.budget, 1)))
+    c, w = _flush_tiny(flatten_batch(bias_utility(inst.values, inst.past), 1)), flatten_batch(inst.weights, 1)
     size = v.shape[0]
     a, mu, nu = np.zeros((size, n, m)), np.zeros((size, n, m)), np.zeros((size, n, m))
     prices = np.zeros((size, m))
@@ -100,7 +107,7 @@ def _solve(inst: Instance, tol: float, max_iter: int) -> PFSolution:
     if failed.size:
         warnings.warn(f"PF interior point did not converge on {failed.size} of {size} instance(s); "
                       "solving those with the cvxpy reference", RuntimeWarning, stacklevel=3)
-        past = _flat(inst.past, 2)
+        past = flatten_batch(inst.past, 2)
         for t in failed:
             try:
                 a[t], prices[t] = solve_reference_instance(v[t], x[t], b[t], past[t], w[t])
@@ -155,9 +162,7 @@ def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weigh
     inst = check_instance(values, demands, budget, past, weights)
     v, x, b, w = inst.values, inst.demands, inst.budget, inst.weights
     a, p, mu, nu = solution.allocation, solution.prices, solution.mu, solution.nu
-    xe = np.where(v > 0, x, 0.0)
-    sigma = np.minimum(xe, b[..., None, :]).max(axis=-2)
-    sigma = np.where(sigma > 0, sigma, 1.0)
+    sigma = resource_scale(v, x, b)
     s = bias_utility(v, inst.past) + np.einsum("...nm,...nm->...n", v, a)
     included = s > TINY  # at the optimum exactly the agents in the objective have utility
     safe = np.where(s > 0, s, 1.0)[..., None]

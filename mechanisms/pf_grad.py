@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .pf import PFSolution, bias_utility, solve_proportional_fairness
+from .pf import PFSolution, bias_utility, flatten_batch, resource_scale, solve_proportional_fairness
 from .validation import check_instance
 
 CHUNK = 256  # instances per dense KKT solve: bounds memory at CHUNK * (3NM+M)^2 doubles
@@ -42,13 +42,10 @@ def pf_vjp(values, demands, budget, past, weights, solution: PFSolution, grad_al
     Inputs are validated arrays broadcast to full batch shapes: ``values, demands, past,
     grad_allocation (B..., N, M)``, ``budget (B..., M)``, ``weights (B..., N)``.
     """
-    v, x, b, past, w = (np.asarray(t, dtype=np.float64) for t in (values, demands, budget, past, weights))
-    batch, (n, m) = v.shape[:-2], v.shape[-2:]
-    flat = lambda t, tail: t.reshape((-1,) + t.shape[t.ndim - tail:])  # noqa: E731
-    v, x, past, g_out = flat(v, 2), flat(x, 2), flat(past, 2), flat(np.asarray(grad_allocation, dtype=np.float64), 2)
-    b, w = flat(b, 1), flat(w, 1)
-    a, mu, nu, price = (flat(t, k) for t, k in ((solution.allocation, 2), (solution.mu, 2),
-                                                 (solution.nu, 2), (solution.prices, 1)))
+    batch, (n, m) = np.shape(values)[:-2], np.shape(values)[-2:]
+    v, x, past, g_out, a, mu, nu = (flatten_batch(np.asarray(t), 2) for t in (
+        values, demands, past, grad_allocation, solution.allocation, solution.mu, solution.nu))
+    b, w, price = (flatten_batch(np.asarray(t), 1) for t in (budget, weights, solution.prices))
     size = v.shape[0]
     out = [np.zeros_like(v), np.zeros_like(x), np.zeros_like(b), np.zeros_like(past), np.zeros_like(w)]
     for start in range(0, size, CHUNK):
@@ -64,8 +61,7 @@ def _vjp_chunk(v, x, b, past, w, a, mu, nu, price, g_out):
     size, n, m = v.shape
     nm = n * m
     k = 3 * nm + m
-    sigma = np.minimum(np.where(v > 0, x, 0.0), b[:, None, :]).max(axis=1)
-    sigma = np.where(sigma > 0, sigma, 1.0)
+    sigma = resource_scale(v, x, b)
     sig = np.broadcast_to(sigma[:, None, :], v.shape)
     s = bias_utility(v, past + a)
     included = s > 0
@@ -93,10 +89,10 @@ def _vjp_chunk(v, x, b, past, w, a, mu, nu, price, g_out):
     J[:, ip, ip] = -slack
     # Left-out agents are constants: their rows become identities.
     excluded = ~included[:, agent]  # (B, NM)
+    inst, entry = np.nonzero(excluded)
     for block in (ia, imu, inu):
-        rows = block[None, :].repeat(size, 0)
-        J[np.nonzero(excluded)[0], rows[excluded], :] = 0.0
-        J[np.nonzero(excluded)[0], rows[excluded], rows[excluded]] = 1.0
+        J[inst, block[entry], :] = 0.0
+        J[inst, block[entry], block[entry]] = 1.0
     zero_rows = ~np.any(J != 0.0, axis=2)
     bi, ri = np.nonzero(zero_rows)
     J[bi, ri, ri] = 1.0

@@ -96,12 +96,10 @@ def _rule_factory(name: str, rule: AllocateFn, description: str, torch_rule: All
         def allocate(values, demands, budget, past=None) -> np.ndarray:
             return rule(values, demands, budget, past, weights)
 
-        allocate_torch = None
-        if torch_rule is not None:
-            def allocate_torch(values, demands, budget, past=None):
-                return torch_rule(values, demands, budget, past, weights)
+        def allocate_torch(values, demands, budget, past=None):
+            return torch_rule(values, demands, budget, past, weights)
 
-        return OneShotMechanism(name, allocate, description, allocate_torch)
+        return OneShotMechanism(name, allocate, description, allocate_torch if torch_rule is not None else None)
 
     return factory
 
