@@ -72,6 +72,40 @@ def summarize_gains(gains, oracle: str) -> ExploitabilityEstimate:
                                   float(half(per_profile[:, None])[0]), oracle)
 
 
+@dataclass(frozen=True)
+class NashConvEstimate:
+    """NashConv of a policy profile: the sum over agents of each one's best-response gain.
+
+    ``gains (P, N)`` are the per-profile gains of each agent's best deviation found (the others
+    following the profile; a lower bound on the true ones), ``on_policy (P, N)`` each agent's
+    total true utility under the profile. ``per_agent (N,)`` are the mean gains with 95%
+    half-widths ``per_agent_ci``; ``nash_conv`` is their **sum** (OpenSpiel's NashConv; our
+    games are general-sum, so it is never divided by N) with the half-width ``nash_conv_ci``
+    of the per-profile sums. ``oracle`` names the best-response oracle and its budget.
+    """
+
+    gains: np.ndarray
+    on_policy: np.ndarray
+    per_agent: np.ndarray
+    per_agent_ci: np.ndarray
+    nash_conv: float
+    nash_conv_ci: float
+    oracle: str
+
+    def __str__(self) -> str:
+        return (f"NashConv {self.nash_conv:.4g} ± {self.nash_conv_ci:.2g} (95% CI over {len(self.gains)} profiles; "
+                f"per agent {np.round(self.per_agent, 5).tolist()}; oracle {self.oracle})")
+
+
+def summarize_nash_conv(gains, on_policy, oracle: str) -> NashConvEstimate:
+    """NashConv with confidence intervals from best-response ``gains (P, N)`` and ``on_policy (P, N)`` utilities."""
+    gains = np.atleast_2d(np.asarray(gains, dtype=np.float64))
+    per_agent = summarize_gains(gains, oracle)
+    total = summarize_gains(gains.sum(axis=1, keepdims=True), oracle)
+    return NashConvEstimate(gains, np.atleast_2d(np.asarray(on_policy, dtype=np.float64)), per_agent.per_agent,
+                            per_agent.per_agent_ci, float(total.per_agent[0]), float(total.per_agent_ci[0]), oracle)
+
+
 def one_shot_exploitability(mechanism, values, demands, budget, oracle) -> ExploitabilityEstimate:
     """Ex-post exploitability of a one-shot mechanism: each agent's best unilateral gain,
     others truthful, for profiles ``values, demands (P, N, M)`` and ``budget (M,)`` or ``(P, M)``."""

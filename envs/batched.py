@@ -99,7 +99,12 @@ class BatchedSequentialAllocation(EngineLayouts):
 
     # ------------------------------------------------------------------ API
     def reset(self, seed: int | Sequence[int] | None = None, options: dict | None = None):
-        """Start new episodes in every instance; returns ``(obs (n_envs, N, obs_dim), infos {})``."""
+        """Start new episodes in every instance; returns ``(obs (n_envs, N, obs_dim), infos {})``.
+
+        ``options={"values": (n_envs, N, M), "demands": (n_envs, T, N, M)}`` plays these true
+        types instead of drawing them (e.g. to evaluate policies on given profiles); they must
+        lie in the type distribution's support and are rounded to float32 like drawn types.
+        """
         if seed is not None:
             if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
                 seeds = [int(seed) + k for k in range(self.n_envs)]
@@ -113,7 +118,10 @@ class BatchedSequentialAllocation(EngineLayouts):
         elif self._rngs is None:
             pairs = [seeding.np_random(None) for _ in range(self.n_envs)]
             self._rngs, self.seeds = [p[0] for p in pairs], [p[1] for p in pairs]
-        self._engine.reset(self._rngs)
+        if options is not None and ("values" in options or "demands" in options):
+            self._engine.load_types(options.get("values"), options.get("demands"))
+        else:
+            self._engine.reset(self._rngs)
         return self._engine.observe(), {}
 
     def _name(self, b: int, i: int) -> str:

@@ -303,9 +303,22 @@ class GameEngine:
                 raise ValueError(f"type_distribution.sample returned shapes {v.shape}, {x.shape}; "
                                  f"expected (N, M) = {(n, m)} and (T, N, M) = {(T, n, m)}")
             values[k], demands[k] = v, x
+        self.load_types(values, demands)
+
+    def load_types(self, values: np.ndarray, demands: np.ndarray) -> None:
+        """Restart with given true types ``values (B, N, M)``, ``demands (B, T, N, M)``.
+
+        The types must lie in the type distribution's support; they are rounded to float32
+        (as drawn types are), so that observations represent them exactly.
+        """
+        values, demands = np.asarray(values, dtype=np.float64), np.asarray(demands, dtype=np.float64)
+        n, m, T = self.n, self.m, self.horizon
+        if values.shape != (self.n_envs, n, m) or demands.shape != (self.n_envs, T, n, m):
+            raise ValueError(f"types must have shapes values (B, N, M) = {(self.n_envs, n, m)} and demands "
+                             f"(B, T, N, M) = {(self.n_envs, T, n, m)}, got {values.shape} and {demands.shape}")
         if not (np.all(values >= self.value_low) and np.all(values <= self.value_high)
                 and np.all(demands >= 0) and np.all(demands <= self.demand_high)):
-            raise ValueError("type_distribution.sample returned types outside its declared support "
+            raise ValueError("the types (drawn by type_distribution.sample or given) lie outside its declared support "
                              f"(values in [{self.value_low}, {self.value_high}], demands in [0, {self.demand_high}]) "
                              "or NaN")
         self.set_types(values.astype(np.float32).astype(np.float64),

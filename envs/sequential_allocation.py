@@ -162,10 +162,19 @@ class SequentialAllocationEnv(EngineLayouts, ParallelEnv):
 
     # ------------------------------------------------------------------ API
     def reset(self, seed: int | None = None, options: dict | None = None):
-        """Draw a new episode's types; ``seed`` reseeds the env's generator, ``options`` is unused."""
+        """Draw a new episode's types; ``seed`` reseeds the env's generator.
+
+        ``options={"values": (N, M), "demands": (T, N, M)}`` plays these true types instead of
+        drawing them; they must lie in the type distribution's support and are rounded to
+        float32 like drawn types.
+        """
         if seed is not None or self.np_random is None:
             self.np_random, self.np_random_seed = seeding.np_random(seed)
-        self._engine.reset([self.np_random])
+        if options is not None and ("values" in options or "demands" in options):
+            self._engine.load_types(np.asarray(options.get("values"), dtype=np.float64)[None],
+                                    np.asarray(options.get("demands"), dtype=np.float64)[None])
+        else:
+            self._engine.reset([self.np_random])
         self.agents = self.possible_agents[:]
         obs = self._engine.observe()[0]
         observations = {a: obs[i] for i, a in enumerate(self.agents)}
