@@ -111,15 +111,16 @@ def add_paper(rows: list[dict], paper: dict[str, dict[str, Reported]], metrics: 
             row[f"{metric}_paper_std"] = None if number is None else number.std
 
 
-def side_by_side(rows: list[dict], metrics: Sequence[str], label: str = "mechanism") -> str:
-    """A text table: for each metric, ours (mean ± std) and the paper's."""
+def side_by_side(rows: list[dict], metrics: Sequence[str], label: str = "mechanism", paper: bool = True) -> str:
+    """A text table: for each metric, ours (mean ± std) and, when ``paper``, the paper's."""
     def cell(mean, std):
         return "—" if mean is None else f"{mean:.3g} ± {std:.2g}"
 
-    header = [label] + [f"{m} {who}" for m in metrics for who in ("ours", "paper")]
+    columns = ("ours", "paper") if paper else ("ours",)
+    header = [label] + [f"{m} {who}" for m in metrics for who in columns]
     body = [[str(row[label])] + [cell(row.get(m), row.get(f"{m}_std", 0.0)) if who == "ours"
                                  else cell(row.get(f"{m}_paper"), row.get(f"{m}_paper_std"))
-                                 for m in metrics for who in ("ours", "paper")] for row in rows]
+                                 for m in metrics for who in columns] for row in rows]
     widths = [max(len(line[k]) for line in [header] + body) for k in range(len(header))]
     return "\n".join("  ".join(text.ljust(w) for text, w in zip(line, widths)) for line in [header] + body)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..agents.sequential_oracles import DEFAULT_DEMAND_FACTORS, DEFAULT_VALUE_FACTORS, ScalingMisreports, full_best_response
+from ..agents.sequential_oracles import ScalingMisreports, full_best_response
 from ..mechanisms.registry import make_one_shot, one_shot_names
 from .paper_numbers import SAMA_TABLE1, SAMA_TABLE2, Reported
 from .reproduce_readings import sequential_mechanism
@@ -263,17 +263,10 @@ def sama_sweep(name: str, axis: str, out: str | Path, profiles: int, seed: int, 
                    independent_budget=independent_budget, pa_reading=pa_reading)
     files = write_outputs(out, "sweep", rows, setting, claims)
     files.append(_plot_sweep(rows, axis, out / "sweep.png", f"{name}: {n_agents}×{n_resources}, {profiles} profiles"))
-    table = _sweep_table(rows, axis) + f"\nexploitability oracle: {rows[0].get('oracle')}"
+    by_point = [{**row, "mechanism (point)": f"{row['mechanism']} ({axis} = {row[axis]:g})"} for row in rows]
+    table = (side_by_side(by_point, METRICS, "mechanism (point)", paper=False)
+             + f"\nexploitability oracle: {rows[0].get('oracle')}")
     return finish(Reproduction(name, rows, claims, table, files), verbose)
-
-
-def _sweep_table(rows: list[dict], axis: str) -> str:
-    lines = [f"{'mechanism':<18} {axis:>7} {'NSW':>20} {'efficiency %':>16} {'full exploitability':>22}"]
-    for row in rows:
-        lines.append(f"{row['mechanism']:<18} {row[axis]:>7g} {row['nsw']:>10.4g} ± {row['nsw_std']:<7.3g} "
-                     f"{row['efficiency']:>7.2f} ± {row['efficiency_std']:<6.2f} "
-                     f"{row['exploitability']:>10.3e} ± {row['exploitability_std']:.2e}")
-    return "\n".join(lines)
 
 
 def _plot_sensitivity(rows: list[dict], path: Path, name: str) -> Path:
