@@ -88,6 +88,17 @@ class BatchedSequentialAllocation(EngineLayouts):
         """Rounds played in the current episode."""
         return self._engine.t
 
+    @property
+    def state_space(self):
+        """The global state space of one instance (the single env's)."""
+        return self._engine.state_space
+
+    def state(self) -> np.ndarray:
+        """``(n_envs, state_dim)`` global states (layout ``state_layout``)."""
+        if self._engine.values is None:
+            raise ValueError("the game has not been reset: call reset() first")
+        return self._engine.global_state()
+
     def truthful_actions(self) -> np.ndarray:
         """``(n_envs, N, act_dim)`` actions reporting the true types in the coming round."""
         return self._engine.truthful_actions()

@@ -196,6 +196,15 @@ def observation_layout(n_agents: int, n_resources: int, observe_others: bool = F
     return _fields(pairs)
 
 
+def state_layout(n_agents: int, n_resources: int) -> dict[str, slice]:
+    """Field name -> slice of the flat global state (PettingZoo's ``state()``): every agent's
+    true values, this round's true demands, cumulative allocation and reported values
+    (``N * M`` each, agent-major), then the remaining budget ``(M,)`` and ``t / T``."""
+    nm = n_agents * n_resources
+    return _fields([("values", nm), ("demands", nm), ("cumulative_allocation", nm), ("reported_values", nm),
+                    ("remaining_budget", n_resources), ("progress", 1)])
+
+
 def action_layout(n_resources: int) -> dict[str, slice]:
     """Field name -> slice of the flat action vector: ``values`` then ``demands``, M entries each."""
     return _fields([("values", n_resources), ("demands", n_resources)])
@@ -243,6 +252,7 @@ class GameEngine:
         self.mechanism = c.build_mechanism()
         self.obs_layout = observation_layout(self.n, self.m, c.observe_others)
         self.act_layout = action_layout(self.m)
+        self.state_layout = state_layout(self.n, self.m)
         self.obs_dim = max(s.stop for s in self.obs_layout.values())
         self.act_dim = 2 * self.m
         dist = c.type_distribution
@@ -280,6 +290,13 @@ class GameEngine:
         # a little headroom against float rounding of products such as v * exp(bound)
         obs_high = np.nextafter((obs_high * (1 + 1e-6)).astype(np.float32), np.float32(np.inf))
         self.observation_space = spaces.Box(np.zeros(self.obs_dim, dtype=np.float32), obs_high, dtype=np.float32)
+        state_tops = {"values": self.value_high, "demands": self.demand_high, "cumulative_allocation": budget_high,
+                      "reported_values": self.value_high * grow, "remaining_budget": budget_high, "progress": 1.0}
+        state_high = np.empty(max(sl.stop for sl in self.state_layout.values()), dtype=np.float64)
+        for name, sl in self.state_layout.items():
+            state_high[sl] = state_tops[name]
+        state_high = np.nextafter((state_high * (1 + 1e-6)).astype(np.float32), np.float32(np.inf))
+        self.state_space = spaces.Box(np.zeros(state_high.size, dtype=np.float32), state_high, dtype=np.float32)
 
     def action_field(self, k: int) -> str:
         """Human-readable name of action entry ``k``, e.g. ``"demands[1]"``."""
@@ -364,6 +381,18 @@ class GameEngine:
                                  ("others_cumulative_allocation", self.past)):
                 obs[..., L[name]] = source[:, self._others].reshape(B, n, -1)
         return obs
+
+    def global_state(self) -> np.ndarray:
+        """The global state of every instance ``(B, state_dim)`` float32 (layout :func:`state_layout`)."""
+        B, L = self.n_envs, self.state_layout
+        state = np.empty((B, self.state_space.shape[0]), dtype=np.float32)
+        state[:, L["values"]] = self.values.reshape(B, -1)
+        state[:, L["demands"]] = self.demands[:, self.t].reshape(B, -1) if self.t < self.horizon else 0.0
+        state[:, L["cumulative_allocation"]] = self.past.reshape(B, -1)
+        state[:, L["reported_values"]] = self.reported_values.reshape(B, -1)
+        state[:, L["remaining_budget"]] = self.budget
+        state[:, L["progress"]] = self.t / self.horizon
+        return state
 
     def truthful_actions(self) -> np.ndarray:
         """The actions ``(B, N, act_dim)`` float32 that report the true types this round."""
@@ -518,3 +547,8 @@ class EngineLayouts:
     def action_layout(self) -> dict[str, slice]:
         """Field name -> slice of the flat action: ``values`` (used in round 0 only), ``demands``."""
         return dict(self._engine.act_layout)
+
+    @property
+    def state_layout(self) -> dict[str, slice]:
+        """Field name -> slice of the flat global state (see :func:`state_layout`)."""
+        return dict(self._engine.state_layout)

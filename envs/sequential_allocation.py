@@ -115,6 +115,7 @@ class SequentialAllocationEnv(EngineLayouts, ParallelEnv):
         # dict forms for older tools; the very same Box objects as observation_space(a) / action_space(a)
         self.observation_spaces = dict.fromkeys(self.possible_agents, self._engine.observation_space)
         self.action_spaces = dict.fromkeys(self.possible_agents, self._engine.action_space)
+        self.state_space = self._engine.state_space
         self.agents: list[str] = []
         self.np_random = None
         self.np_random_seed = None
@@ -182,6 +183,12 @@ class SequentialAllocationEnv(EngineLayouts, ParallelEnv):
         if self.render_mode == "human":
             self.render()
         return observations, infos
+
+    def state(self) -> np.ndarray:
+        """The global state ``(state_dim,)`` float32 for centralised critics (layout ``env.state_layout``)."""
+        if self._engine.values is None:
+            raise ValueError("the game has not been reset: call reset() first")
+        return self._engine.global_state()[0]
 
     def _actions_array(self, actions) -> np.ndarray:
         """Validate the action dict and stack it as ``(1, N, act_dim)`` float64 (finiteness is checked later)."""

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, parallel_seed_test, render_test, seed_test
 
 from mechzoo.envs import (
+    BatchedSequentialAllocation,
     OneShotAllocationEnv,
     SequentialAllocationEnv,
     env as aec_env,
@@ -344,3 +345,34 @@ def test_invariants_under_arbitrary_actions(n, m, T, meta, one_shot, mode, seed,
         assert all(term.values()) == (t == T - 1) and not any(trunc.values())
     assert np.all(total <= budget * (1 + 1e-12) + 1e-12)
     assert all(space.contains(o) for o in obs.values()) and env.agents == []
+
+
+@pytest.mark.parametrize("n,m", [(1, 1), (3, 2)])
+def test_global_state_suite_and_contents(n, m):
+    from pettingzoo.test.state_test import state_test
+
+    state_test(aec_env(n_agents=n, n_resources=m, horizon=4), SequentialAllocationEnv(n_agents=n, n_resources=m, horizon=4))
+    game = SequentialAllocationEnv(n_agents=n, n_resources=m, horizon=4, report_mode="absolute")
+    with pytest.raises(ValueError, match="reset"):
+        game.state()
+    game.reset(seed=3)
+    actions = {a: game.action_space(a).sample() for a in game.agents}
+    game.step(actions)
+    s, L = game.state(), game.state_layout
+    assert game.state_space.contains(s)
+    np.testing.assert_allclose(s[L["values"]], game.true_values.ravel(), rtol=1e-6)
+    np.testing.assert_allclose(s[L["demands"]], game.true_demands[1].ravel(), rtol=1e-6)
+    np.testing.assert_allclose(s[L["remaining_budget"]], game.remaining_budget, rtol=1e-6)
+    reported = np.stack([actions[a][:m] for a in game.possible_agents]).ravel()
+    np.testing.assert_allclose(s[L["reported_values"]], reported, rtol=1e-6)
+    assert s[L["progress"]][0] == pytest.approx(1 / 4)
+
+
+def test_batched_state_matches_single_env():
+    benv = BatchedSequentialAllocation(3, n_agents=2, n_resources=2, horizon=3)
+    benv.reset(seed=[5, 6, 7])
+    benv.step(benv.truthful_actions())
+    single = SequentialAllocationEnv(n_agents=2, n_resources=2, horizon=3)
+    single.reset(seed=6)
+    single.step(single.truthful_actions())
+    np.testing.assert_array_equal(benv.state()[1], single.state())
