@@ -48,7 +48,8 @@ def run_sweep(task: Callable[[dict], dict], configs: list[dict], *, backend: str
     """Run ``task(config)`` for every configuration; return the results in configuration order.
 
     ``backend="serial"`` runs in this process; ``backend="ray"`` runs one Ray task per configuration
-    on the cluster at ``address`` (a local one when ``None``; an already initialised Ray is reused).
+    on the cluster at ``address`` (a local one when ``None``); an already initialised Ray is reused,
+    and one started here stays up for later sweeps of the process (``ray.shutdown()`` stops it).
     ``checkpoint`` names a JSON-lines file that receives each result as it finishes and from which a
     rerun takes the results already computed. Results are returned as they read back from JSON, so a
     resumed sweep returns exactly what a fresh one does. Raises ``ValueError`` for bad arguments and
@@ -95,25 +96,22 @@ def _run_ray(task, todo, record, address) -> list[tuple[dict, str]]:
         import ray
     except ImportError as err:
         raise ImportError("backend='ray' needs Ray: pip install 'mechzoo[ray]'") from err
-    started = not ray.is_initialized()
-    if started:
+    if not todo:
+        return []
+    if not ray.is_initialized():  # stays up for the process's later sweeps; Ray stops it at exit
         ray.init(address=address)
-    try:
-        remote = ray.remote(max_retries=RAY_MAX_RETRIES)(_call)
-        task_ref = ray.put(task)
-        pending = {remote.remote(task_ref, config): (key, config) for key, config in todo}
-        failures = []
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            key, config = pending.pop(ready[0])
-            try:
-                record(key, config, ray.get(ready[0]))
-            except Exception as err:  # a task error, a bad result, or a worker that died past its retries
-                failures.append((config, f"{type(err).__name__}: {err}"))
-        return failures
-    finally:
-        if started:
-            ray.shutdown()
+    remote = ray.remote(max_retries=RAY_MAX_RETRIES)(_call)
+    task_ref = ray.put(task)
+    pending = {remote.remote(task_ref, config): (key, config) for key, config in todo}
+    failures = []
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        key, config = pending.pop(ready[0])
+        try:
+            record(key, config, ray.get(ready[0]))
+        except Exception as err:  # a task error, a bad result, or a worker that died past its retries
+            failures.append((config, f"{type(err).__name__}: {err}"))
+    return failures
 
 
 def _call(task: Callable[[dict], dict], config: dict) -> dict:
