@@ -10,6 +10,7 @@ from .pf import PFSolution, kkt_residual, proportional_fairness, solve_proportio
 from .pf_grad import proportional_fairness_torch
 from .pf_reference import proportional_fairness_reference
 from .registry import OneShotMechanism, make_one_shot, one_shot_names, register_one_shot
+from . import learned  # noqa: F401  (registers rpf_net, exs_net, softmax_net)
 from .sequential import SAMA, BetaSchedule, Independent, SequentialMechanism, SequentialState
 from .simple import equal_split, proportional_to_demand
 from .utility import total_utilities, utility

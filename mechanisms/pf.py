@@ -5,7 +5,9 @@ Solves eq. (3) of the SAMA paper for every instance of a batch::
     max_a  sum_i w_i log(v_i . (a_i + past_i))   s.t.  0 <= a <= x,  sum_i a_{i,m} <= b_m
 
 (clipped-linear utilities: with ``a <= x`` the utility of ``a + past`` under demand
-``x + past`` is linear). The solver is the compiled interior-point kernel of
+``x + past`` is linear). An optional linear term ``linear (..., N, M) >= 0`` adds
+``- <linear, a>`` to the objective: the regularised PF layer of RPF-Net (eq. 9 of the RPF-Net
+paper); without it the solver runs exactly as plain PF. The solver is the compiled interior-point kernel of
 :mod:`mechzoo.mechanisms.pf_kernel`; instances it cannot finish are re-solved by the cvxpy
 reference with a warning.
 
@@ -33,7 +35,7 @@ import numpy as np
 
 from . import pf_kernel
 from .feasibility import repair_feasibility
-from .pf_reference import solve_reference_instance
+from .pf_reference import check_linear, solve_reference_instance
 from .validation import Instance, check_instance
 
 DEFAULT_TOLERANCE = 1e-12
@@ -82,27 +84,29 @@ def bias_utility(values: np.ndarray, past: np.ndarray) -> np.ndarray:
     return np.einsum("...nm,...nm->...n", values, past)
 
 
-def solve_proportional_fairness(values, demands, budget, past=None, weights=None,
+def solve_proportional_fairness(values, demands, budget, past=None, weights=None, linear=None,
                                 tol: float = DEFAULT_TOLERANCE, max_iter: int = DEFAULT_MAX_ITER) -> PFSolution:
     """Solve PF for a batch and return the allocation with its multipliers.
 
-    Shapes: ``values, demands, past (..., N, M)``, ``budget (..., M)``, ``weights (..., N)``
-    (leading dimensions broadcast). Units: demands, budget and allocation share each
-    resource's unit; values are utility per unit.
+    Shapes: ``values, demands, past, linear (..., N, M)``, ``budget (..., M)``, ``weights
+    (..., N)`` (leading dimensions broadcast; ``linear`` must broadcast to the others' batch).
+    Units: demands, budget and allocation share each resource's unit; values are utility per
+    unit; ``linear`` is per unit of resource, in the units of the log objective.
     """
     inst = check_instance(values, demands, budget, past, weights)
-    return _solve(inst, tol, max_iter)
+    return _solve(inst, check_linear(linear, inst), tol, max_iter)
 
 
-def _solve(inst: Instance, tol: float, max_iter: int) -> PFSolution:
+def _solve(inst: Instance, linear: np.ndarray, tol: float, max_iter: int) -> PFSolution:
     batch, n, m = inst.batch_shape, inst.n_agents, inst.n_resources
     v, x, b = (_flush_tiny(flatten_batch(t, k)) for t, k in ((inst.values, 2), (inst.demands, 2), (inst.budget, 1)))
     c, w = _flush_tiny(flatten_batch(bias_utility(inst.values, inst.past), 1)), flatten_batch(inst.weights, 1)
+    z = _flush_tiny(flatten_batch(linear, 2))
     size = v.shape[0]
     a, mu, nu = np.zeros((size, n, m)), np.zeros((size, n, m)), np.zeros((size, n, m))
     prices = np.zeros((size, m))
     converged, iterations = np.zeros(size, dtype=bool), np.zeros(size, dtype=np.int64)
-    pf_kernel.solve_batch(v, x, b, c, w, tol, max_iter, a, prices, mu, nu, converged, iterations)
+    pf_kernel.solve_batch(v, x, b, c, w, z, tol, max_iter, a, prices, mu, nu, converged, iterations)
     failed = np.flatnonzero(~converged)
     if failed.size:
         warnings.warn(f"PF interior point did not converge on {failed.size} of {size} instance(s); "
@@ -110,12 +114,12 @@ def _solve(inst: Instance, tol: float, max_iter: int) -> PFSolution:
         past = flatten_batch(inst.past, 2)
         for t in failed:
             try:
-                a[t], prices[t] = solve_reference_instance(v[t], x[t], b[t], past[t], w[t])
+                a[t], prices[t] = solve_reference_instance(v[t], x[t], b[t], past[t], w[t], linear=z[t])
             except RuntimeError:
                 warnings.warn("the reference failed too: keeping the interior point's last (feasible) "
                               "iterate", RuntimeWarning, stacklevel=3)
                 continue
-            mu[t], nu[t] = bound_multipliers(v[t], x[t], a[t], prices[t], c[t], w[t])
+            mu[t], nu[t] = bound_multipliers(v[t], x[t], a[t], prices[t], c[t], w[t], z[t])
     broken = ~np.isfinite(a).all(axis=(1, 2))
     if broken.any():  # never return NaN: an empty allocation is feasible
         warnings.warn(f"PF failed on {broken.sum()} instance(s); they receive nothing", RuntimeWarning, stacklevel=3)
@@ -128,38 +132,41 @@ def _solve(inst: Instance, tol: float, max_iter: int) -> PFSolution:
     )
 
 
-def bound_multipliers(values, demands, allocation, prices, bias, weights):
+def bound_multipliers(values, demands, allocation, prices, bias, weights, linear=0.0):
     """Multipliers of ``a >= 0`` and ``a <= x`` implied by stationarity, given the prices.
 
-    ``gain = w_i v_im / s_i - price_m``; a positive gain is carried by ``nu``, a negative
-    one by ``mu``. Left-out agents (zero utility) get zeros. Shapes as in :class:`PFSolution`.
+    ``gain = w_i v_im / s_i - price_m - linear_im``; a positive gain is carried by ``nu``, a
+    negative one by ``mu``. Left-out agents (zero utility) get zeros. Shapes as in :class:`PFSolution`.
     """
     s = bias + np.einsum("...nm,...nm->...n", values, allocation)
     safe = np.where(s > 0, s, 1.0)
-    gain = np.where((s > 0)[..., None], weights[..., None] * values / safe[..., None] - prices[..., None, :], 0.0)
+    gain = np.where((s > 0)[..., None],
+                    weights[..., None] * values / safe[..., None] - prices[..., None, :] - linear, 0.0)
     return np.maximum(-gain, 0.0), np.maximum(gain, 0.0)
 
 
-def proportional_fairness(values, demands, budget, past=None, weights=None) -> np.ndarray:
+def proportional_fairness(values, demands, budget, past=None, weights=None, linear=None) -> np.ndarray:
     """The PF allocation ``(..., N, M)`` for reports ``values, demands (..., N, M)`` and ``budget (..., M)``.
 
     ``past (..., N, M)`` is the bias ã (allocation already received, which counts in each
-    agent's utility); ``weights (..., N)`` are the Nash-welfare exponents (default 1).
+    agent's utility); ``weights (..., N)`` are the Nash-welfare exponents (default 1);
+    ``linear (..., N, M) >= 0`` is the optional linear term of regularised PF.
     """
-    return solve_proportional_fairness(values, demands, budget, past, weights).allocation
+    return solve_proportional_fairness(values, demands, budget, past, weights, linear).allocation
 
 
-def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weights=None) -> np.ndarray:
+def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weights=None, linear=None) -> np.ndarray:
     """Largest violation of PF's KKT conditions per instance, in scale-free units ``(...)``.
 
     Each resource is measured in units of its largest effective demand ``sigma_m`` (so a
     price becomes ``price * sigma_m``) and each agent's utility is dimensionless inside the
     log; stationarity and the bound complementarities are relative where the scaled marginal
-    utility exceeds 1 (agents with tiny utility have huge marginals and multipliers). Checks stationarity ``-w v/s - mu + nu + price = 0``
+    utility exceeds 1 (agents with tiny utility have huge marginals and multipliers). Checks stationarity ``-w v/s - mu + nu + price + linear = 0``
     for included agents, primal
     feasibility, dual feasibility and complementarity of all three constraint families.
     """
     inst = check_instance(values, demands, budget, past, weights)
+    z = check_linear(linear, inst)
     v, x, b, w = inst.values, inst.demands, inst.budget, inst.weights
     a, p, mu, nu = solution.allocation, solution.prices, solution.mu, solution.nu
     sigma = resource_scale(v, x, b)
@@ -168,7 +175,7 @@ def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weigh
     safe = np.where(s > 0, s, 1.0)[..., None]
     marginal = w[..., None] * v / safe * sigma[..., None, :]
     relative = np.maximum(marginal, 1.0)
-    stationarity = (-marginal + (nu - mu + p[..., None, :]) * sigma[..., None, :]) / relative
+    stationarity = (-marginal + (nu - mu + p[..., None, :] + z) * sigma[..., None, :]) / relative
     stationarity = np.where(included[..., None], np.abs(stationarity), 0.0)
     sig = sigma[..., None, :]
     slack_b = b - a.sum(-2)

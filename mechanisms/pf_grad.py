@@ -1,6 +1,7 @@
 """Gradients of the PF allocation by implicit differentiation of its KKT system.
 
-For stationarity ``F = -w v/s - mu + nu + price = 0`` (``s_i = v_i . (a_i + past_i)``) and
+For stationarity ``F = -w v/s - mu + nu + price + z = 0`` (``z`` the optional linear term of
+regularised PF, constant in ``a``) (``s_i = v_i . (a_i + past_i)``) and
 the complementarity conditions ``mu a = 0``, ``nu (a - x) = 0``, ``price (sum_i a - b) = 0``,
 the Jacobian ``J`` with respect to ``z = (a, mu, nu, price)`` has size ``3NM + M``. Given
 ``dl/da``, the adjoint ``g`` solves ``J^T g = (dl/da, 0, 0, 0)`` and ``dl/dtheta = -g^T dR/dtheta``::
@@ -10,6 +11,7 @@ the Jacobian ``J`` with respect to ``z = (a, mu, nu, price)`` has size ``3NM + M
     dl/dw_i     = (v_i . g_i) / s_i
     dl/dx_im    = nu_im g_nu,im
     dl/db_m     = price_m g_price,m
+    dl/dz_ik    = -g_ik
 
 (``g_i`` is agent i's block of ``g_a``). These are the corrected formulas of the RPF-Net spec
 written for the unscaled stationarity condition. Multipliers and bounds are first
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from .pf import PFSolution, bias_utility, flatten_batch, resource_scale, solve_proportional_fairness
+from .pf_reference import check_linear
 from .validation import check_instance
 
 CHUNK = 256  # instances per dense KKT solve: bounds memory at CHUNK * (3NM+M)^2 doubles
@@ -37,23 +40,24 @@ def _snap(primal: np.ndarray, dual: np.ndarray, scale: np.ndarray):
 
 
 def pf_vjp(values, demands, budget, past, weights, solution: PFSolution, grad_allocation):
-    """Vector-Jacobian product of PF: ``dl/d(values, demands, budget, past, weights)``.
+    """Vector-Jacobian product of PF: ``dl/d(values, demands, budget, past, weights, linear)``.
 
     Inputs are validated arrays broadcast to full batch shapes: ``values, demands, past,
-    grad_allocation (B..., N, M)``, ``budget (B..., M)``, ``weights (B..., N)``.
+    grad_allocation (B..., N, M)``, ``budget (B..., M)``, ``weights (B..., N)``. The linear
+    term itself is not needed: it enters the KKT system only through the solution.
     """
     batch, (n, m) = np.shape(values)[:-2], np.shape(values)[-2:]
     v, x, past, g_out, a, mu, nu = (flatten_batch(np.asarray(t), 2) for t in (
         values, demands, past, grad_allocation, solution.allocation, solution.mu, solution.nu))
     b, w, price = (flatten_batch(np.asarray(t), 1) for t in (budget, weights, solution.prices))
     size = v.shape[0]
-    out = [np.zeros_like(v), np.zeros_like(x), np.zeros_like(b), np.zeros_like(past), np.zeros_like(w)]
+    out = [np.zeros_like(v), np.zeros_like(x), np.zeros_like(b), np.zeros_like(past), np.zeros_like(w), np.zeros_like(v)]
     for start in range(0, size, CHUNK):
         sl = slice(start, min(start + CHUNK, size))
         parts = _vjp_chunk(v[sl], x[sl], b[sl], past[sl], w[sl], a[sl], mu[sl], nu[sl], price[sl], g_out[sl])
         for dst, src in zip(out, parts):
             dst[sl] = src
-    shapes = [(n, m), (n, m), (m,), (n, m), (n,)]
+    shapes = [(n, m), (n, m), (m,), (n, m), (n,), (n, m)]
     return tuple(o.reshape(batch + s) for o, s in zip(out, shapes))
 
 
@@ -110,7 +114,8 @@ def _vjp_chunk(v, x, b, past, w, a, mu, nu, price, g_out):
     d_w = np.where(included, vg / safe_s, 0.0)
     d_x = nu_j * g_nu
     d_b = price_j * g_price
-    return d_v, d_x, d_b, d_past, d_w
+    d_z = np.where(excluded, 0.0, -g[:, ia]).reshape(size, n, m)
+    return d_v, d_x, d_b, d_past, d_w, d_z
 
 
 def _solve_transposed(J: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -125,16 +130,16 @@ def _solve_transposed(J: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 class ProportionalFairnessFunction(torch.autograd.Function):
-    """``allocation = PF(values, demands, budget, past, weights)`` with implicit-function gradients.
+    """``allocation = PF(values, demands, budget, past, weights, linear)`` with implicit-function gradients.
 
     All inputs are float64 tensors already broadcast to full shapes ``(B..., N, M)``,
     ``(B..., M)`` and ``(B..., N)``; use :func:`proportional_fairness_torch` for broadcasting.
     """
 
     @staticmethod
-    def forward(ctx, values, demands, budget, past, weights):
+    def forward(ctx, values, demands, budget, past, weights, linear):
         arrays = [t.detach().cpu().numpy() for t in (values, demands, budget, past, weights)]
-        solution = solve_proportional_fairness(*arrays)
+        solution = solve_proportional_fairness(*arrays, linear=linear.detach().cpu().numpy())
         ctx.arrays = arrays
         ctx.solution = solution
         return torch.from_numpy(solution.allocation).to(dtype=values.dtype, device=values.device)
@@ -146,20 +151,22 @@ class ProportionalFairnessFunction(torch.autograd.Function):
                      for g in grads)
 
 
-def proportional_fairness_torch(values, demands, budget, past=None, weights=None) -> torch.Tensor:
+def proportional_fairness_torch(values, demands, budget, past=None, weights=None, linear=None) -> torch.Tensor:
     """Differentiable PF on torch tensors (leading batch dimensions broadcast).
 
-    Shapes as :func:`mechzoo.mechanisms.proportional_fairness`; returns ``allocation
-    (..., N, M)``. Gradients flow to every input that requires them.
+    Shapes as :func:`mechzoo.mechanisms.proportional_fairness` (``linear (..., N, M) >= 0`` the
+    optional linear term of regularised PF); returns ``allocation (..., N, M)``. Gradients
+    flow to every input that requires them.
     """
     values, demands, budget = (torch.as_tensor(t, dtype=torch.float64) for t in (values, demands, budget))
     n, m = values.shape[-2:]
     past = torch.zeros(n, m, dtype=torch.float64) if past is None else torch.as_tensor(past, dtype=torch.float64)
     weights = torch.ones(n, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-    check_instance(*(t.detach().cpu().numpy() for t in (values, demands, budget, past, weights)))
-    batch = torch.broadcast_shapes(values.shape[:-2], demands.shape[:-2], budget.shape[:-1],
-                                   past.shape[:-2], weights.shape[:-1])
+    linear = torch.zeros(n, m, dtype=torch.float64) if linear is None else torch.as_tensor(linear, dtype=torch.float64)
+    inst = check_instance(*(t.detach().cpu().numpy() for t in (values, demands, budget, past, weights)))
+    check_linear(linear.detach().cpu().numpy(), inst)
+    batch = inst.batch_shape
     return ProportionalFairnessFunction.apply(
         values.expand(batch + (n, m)), demands.expand(batch + (n, m)), budget.expand(batch + (m,)),
-        past.expand(batch + (n, m)), weights.expand(batch + (n,)),
+        past.expand(batch + (n, m)), weights.expand(batch + (n,)), linear.expand(batch + (n, m)),
     )

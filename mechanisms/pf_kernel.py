@@ -2,9 +2,10 @@
 
 Problem (eq. 3 of the SAMA paper, with weights and a bias)::
 
-    min_a  -sum_i w_i log(c_i + v_i . a_i)   s.t.  0 <= a <= x,  sum_i a_{i,m} <= b_m
+    min_a  -sum_i w_i log(c_i + v_i . a_i) + <z, a>   s.t.  0 <= a <= x,  sum_i a_{i,m} <= b_m
 
-where ``c_i = v_i . past_i``. A primal-dual interior-point method with Mehrotra's
+where ``c_i = v_i . past_i`` and ``z >= 0`` is an optional linear term (the regularised PF
+layer of RPF-Net; ``z = 0`` is plain PF). A primal-dual interior-point method with Mehrotra's
 predictor-corrector. The Newton system is ``(P + D^T S_b D) da = r`` with ``P`` block
 diagonal, one ``diag + rank-one`` block per agent, and ``D = [I_M ... I_M]``; Woodbury's
 identity reduces it to one ``K x K`` positive-definite solve per iteration (K = number of
@@ -14,8 +15,9 @@ Before the interior-point loop the instance is simplified and rescaled:
  * entries with zero value get zero (they cannot change the objective);
  * agents with ``c_i = 0`` and ``sum_m v_im min(x_im, b_m) = 0`` (no positive utility is
    attainable) are left out and get zero;
- * a resource whose total demand fits in its budget is not contested: everyone gets its
-   demand and its price is 0; a resource with zero budget gives everyone 0;
+ * a resource whose total demand fits in its budget and carries no linear term on a
+   demanded entry is not contested: everyone gets its demand and its price is 0; a
+   resource with zero budget gives everyone 0;
  * each contested resource is measured in units of its largest effective demand and each
    agent's utility in units of its largest attainable utility, so the loop sees numbers of
    order one whatever the budget's magnitude.
@@ -127,7 +129,7 @@ def _max_step(z, dz, alpha):
     return alpha
 
 
-N_MAT_FIELDS = 19  # (n, k) arrays of the interior point, plus xe, vh and xh
+N_MAT_FIELDS = 20  # (n, k) arrays of the interior point, plus zh, xe, vh and xh
 N_VEC_FIELDS = 17  # vectors of length n or k
 N_AUX_FIELDS = 8  # set-up vectors of solve_instance
 
@@ -167,10 +169,11 @@ def _ambiguous(a, mu, up, nu, sl, lam, act):
 
 
 @njit(cache=True, error_model="numpy")
-def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work, cautious):
+def _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, cautious):
     """Primal-dual interior point on the scaled, contested sub-problem.
 
-    Shapes ``(n, k)`` for ``vh, xh, act`` (True on free entries, False on entries fixed at 0),
+    Shapes ``(n, k)`` for ``vh, xh, zh, act`` (``zh`` the scaled linear term; ``act`` True on
+    free entries, False on entries fixed at 0),
     ``bh (k,)``, ``ch, w (n,)``. Utilities ``s_i = c_i + v_i . a_i`` are variables of their own
     with multipliers ``eta_i`` and the optimality condition ``eta_i s_i = w_i`` is linearised
     in primal-dual form, like a complementarity condition: the log objective then behaves
@@ -187,7 +190,7 @@ def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work, cautious):
     """
     n, k = vh.shape
     mat, vec, cube, small = work[0], work[1], work[2], work[3]
-    for r in range(N_MAT_FIELDS - 3):  # the last three rows hold xe, vh and xh
+    for r in range(N_MAT_FIELDS - 4):  # the last four rows hold zh, xe, vh and xh
         mat[r, :n * k] = 0.0
     vec[:, :] = 0.0
     a, up, mu, nu = _view(mat, 0, n, k), _view(mat, 1, n, k), _view(mat, 2, n, k), _view(mat, 3, n, k)
@@ -242,7 +245,7 @@ def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work, cautious):
                 if act[i, c]:
                     r_e[i] -= vh[i, c] * a[i, c]
                     r_sl[c] += a[i, c]
-                    r_a[i, c] = -eta[i] * vh[i, c] - mu[i, c] + nu[i, c] + lam[c]
+                    r_a[i, c] = -eta[i] * vh[i, c] - mu[i, c] + nu[i, c] + lam[c] + zh[i, c]
                     r_up[i, c] = a[i, c] + up[i, c] - xh[i, c]
                     c_mu[i, c] = mu[i, c] * a[i, c]
                     c_nu[i, c] = nu[i, c] * up[i, c]
@@ -342,10 +345,11 @@ def _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work, cautious):
 
 
 @njit(cache=True, error_model="numpy")
-def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_out, work):
+def solve_instance(v, x, b, c, w, z, tol, max_iter, a_out, price_out, mu_out, nu_out, work):
     """Solve one PF instance; writes ``a, price, mu, nu`` and returns ``(converged, iterations)``.
 
-    Shapes: ``v, x (N, M)``, ``b (M,)``, ``c (N,)`` (bias utility ``v_i . past_i``), ``w (N,)``.
+    Shapes: ``v, x, z (N, M)`` (``z >= 0`` the linear term, zeros for plain PF), ``b (M,)``,
+    ``c (N,)`` (bias utility ``v_i . past_i``), ``w (N,)``.
     ``tol`` bounds the scaled stationarity residual and every scaled complementarity product.
     """
     n, m = v.shape
@@ -376,10 +380,13 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
         for i in range(n):
             total += xe[i, j]
             biggest = max(biggest, min(xe[i, j], b[j]))
-        contested[j] = total > b[j] and b[j] > 0.0
+        penalised = False  # a linear term on a demanded entry can make a bound slack
+        for i in range(n):
+            penalised = penalised or (z[i, j] > 0.0 and xe[i, j] > 0.0)
+        contested[j] = (total > b[j] or penalised) and b[j] > 0.0
         sigma[j] = biggest if contested[j] else 1.0
         budget_left[j] = b[j]
-        if total <= b[j]:
+        if total <= b[j] and not contested[j]:
             for i in range(n):
                 a_out[i, j] = xe[i, j]
     # Demands below NEGLIGIBLE_DEMAND of their resource's scale make the scaled problem nearly
@@ -416,7 +423,7 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
             share = min(1.0, budget_left[j] / demand) if demand > 0.0 else 0.0
             for i in range(n):
                 if free[i, j]:
-                    a_out[i, j] = xe[i, j] * share
+                    a_out[i, j] = xe[i, j] * share if z[i, j] == 0.0 else 0.0
                     free[i, j] = False
         else:
             cols[k] = j
@@ -432,6 +439,7 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
             ch[i] = offset[i] / kappa[i] if included[i] else 1.0
         mat = work[0]
         vh, xh = _view(mat, N_MAT_FIELDS - 2, n, k), _view(mat, N_MAT_FIELDS - 1, n, k)
+        zh = _view(mat, N_MAT_FIELDS - 4, n, k)
         act = flags[2, :n * k].reshape((n, k))
         bh = aux[6, :k]
         for q in range(k):
@@ -441,10 +449,11 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
                 act[i, q] = free[i, j]
                 vh[i, q] = v[i, j] * sigma[j] / kappa[i] if free[i, j] else 0.0
                 xh[i, q] = xe[i, j] / sigma[j] if free[i, j] else 0.0
-        ah, lam, mu, nu, converged, iters = _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work, False)
+                zh[i, q] = z[i, j] * sigma[j] if free[i, j] else 0.0
+        ah, lam, mu, nu, converged, iters = _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, False)
         if not converged:
             # Rarely Mehrotra's steps cycle; a cautious restart breaks the cycle.
-            ah, lam, mu, nu, converged, more = _interior_point(vh, xh, act, bh, ch, w, tol, max_iter, work, True)
+            ah, lam, mu, nu, converged, more = _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, True)
             iters += more
         for q in range(k):
             j = cols[q]
@@ -456,7 +465,7 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
                 mu_out[i, j] = mu[i, q] / sigma[j]
                 # A capped demand's bound a <= x is far from binding: its multiplier is 0.
                 nu_out[i, j] = nu[i, q] / sigma[j] if x[i, j] <= 2.0 * b[j] else 0.0
-    # Duals of fixed entries from stationarity: marginal utility minus price.
+    # Duals of fixed entries from stationarity: marginal utility minus price and linear term.
     for i in range(n):
         s[i] = c[i]
         for j in range(m):
@@ -465,12 +474,12 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
         if b[j] == 0.0:
             for i in range(n):
                 if included[i]:
-                    price_out[j] = max(price_out[j], w[i] * v[i, j] / s[i])
+                    price_out[j] = max(price_out[j], w[i] * v[i, j] / s[i] - z[i, j])
         for i in range(n):
             if not included[i]:
                 continue
             if not free[i, j]:
-                gain = w[i] * v[i, j] / s[i] - price_out[j]
+                gain = w[i] * v[i, j] / s[i] - price_out[j] - z[i, j]
                 if gain < 0.0 and contested[j] and a_out[i, j] > 0.0:
                     a_out[i, j] = 0.0  # a negligible demand granted in full that is not worth its price
                 if a_out[i, j] >= x[i, j]:
@@ -482,30 +491,32 @@ def solve_instance(v, x, b, c, w, tol, max_iter, a_out, price_out, mu_out, nu_ou
 
 
 @njit(cache=True, error_model="numpy")
-def _solve_range(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations, start, stop):
+def _solve_range(v, x, b, c, w, z, tol, max_iter, a, price, mu, nu, converged, iterations, start, stop):
     work = make_workspace(v.shape[1], v.shape[2])
     for t in range(start, stop):
-        conv, its = solve_instance(v[t], x[t], b[t], c[t], w[t], tol, max_iter, a[t], price[t], mu[t], nu[t], work)
+        conv, its = solve_instance(v[t], x[t], b[t], c[t], w[t], z[t], tol, max_iter, a[t], price[t], mu[t], nu[t], work)
         converged[t] = conv
         iterations[t] = its
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _solve_parallel(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations, n_chunks):
+def _solve_parallel(v, x, b, c, w, z, tol, max_iter, a, price, mu, nu, converged, iterations, n_chunks):
     size = v.shape[0]
     for chunk in prange(n_chunks):
-        _solve_range(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations,
+        _solve_range(v, x, b, c, w, z, tol, max_iter, a, price, mu, nu, converged, iterations,
                      chunk * size // n_chunks, (chunk + 1) * size // n_chunks)
 
 
-def solve_batch(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations):
+def solve_batch(v, x, b, c, w, z, tol, max_iter, a, price, mu, nu, converged, iterations):
     """Solve a flat batch (leading axis) into the output arrays ``a, price, mu, nu, converged, iterations``.
+
+    ``z (B, N, M)`` is the linear term (zeros for plain PF).
 
     Small batches run on the calling thread: starting the thread pool costs more than they do.
     """
     size = v.shape[0]
     threads = numba.get_num_threads()
     if size < PARALLEL_MIN_BATCH or threads == 1:
-        _solve_range(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations, 0, size)
+        _solve_range(v, x, b, c, w, z, tol, max_iter, a, price, mu, nu, converged, iterations, 0, size)
     else:
-        _solve_parallel(v, x, b, c, w, tol, max_iter, a, price, mu, nu, converged, iterations, threads)
+        _solve_parallel(v, x, b, c, w, z, tol, max_iter, a, price, mu, nu, converged, iterations, threads)

@@ -2,9 +2,9 @@
 
 Solves eq. (3) of the SAMA paper one instance at a time::
 
-    max_a  sum_i w_i log(v_i . (a_i + past_i))   s.t.  0 <= a <= x,  sum_i a_i <= b
+    max_a  sum_i w_i log(v_i . (a_i + past_i)) - <linear, a>   s.t.  0 <= a <= x,  sum_i a_i <= b
 
-with the same conventions as the fast solver (see :mod:`mechzoo.mechanisms.pf`): agents
+(``linear >= 0`` optional, zero for plain PF) with the same conventions as the fast solver (see :mod:`mechzoo.mechanisms.pf`): agents
 that cannot reach a positive utility are left out of the objective and get 0,
 and entries with zero reported value get 0. For unit weights the problem is compiled once
 per ``(N, M)`` with ``cp.Parameter``s, so repeated solves skip cvxpy's canonicalisation.
@@ -17,7 +17,7 @@ import cvxpy as cp
 import numpy as np
 
 from .feasibility import repair_feasibility
-from .validation import check_instance
+from .validation import Instance, as_float_array, check_instance
 
 
 # Much tighter than Clarabel's defaults (1e-8): the log objective is flat at the optimum, so an
@@ -46,18 +46,22 @@ def _parametric_problem(n: int, m: int):
     return problem, (values, caps, budget, offset), alloc, constraints[2]
 
 
-def _weighted_problem(values, caps, budget, offset, weights):
-    """A one-off program for non-unit weights (weights multiply non-affine terms, so no DPP)."""
+def _weighted_problem(values, caps, budget, offset, weights, linear):
+    """A one-off program for non-unit weights (weights multiply non-affine terms, so no DPP)
+    or a linear term."""
     n, m = values.shape
     alloc = cp.Variable((n, m))
     utility = offset + cp.sum(cp.multiply(values, alloc), axis=1)
     constraints = [alloc >= 0, alloc <= caps, cp.sum(alloc, axis=0) <= budget]
-    problem = cp.Problem(cp.Maximize(weights @ cp.log(utility)), constraints)
+    problem = cp.Problem(cp.Maximize(weights @ cp.log(utility) - cp.sum(cp.multiply(linear, alloc))), constraints)
     return problem, alloc, constraints[2]
 
 
-def solve_reference_instance(values, demands, budget, past, weights, tight: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def solve_reference_instance(values, demands, budget, past, weights, tight: bool = True,
+                             linear=None) -> tuple[np.ndarray, np.ndarray]:
     """Solve one validated instance; returns ``(allocation (N, M), prices (M,))``.
+
+    ``linear (N, M) >= 0`` is the optional linear term of regularised PF (``None``: plain PF).
 
     ``tight=False`` uses Clarabel's default tolerances (faster, allocations to about 1e-5).
 
@@ -67,6 +71,7 @@ def solve_reference_instance(values, demands, budget, past, weights, tight: bool
     budgets.
     """
     n, m = values.shape
+    linear = np.zeros((n, m)) if linear is None else linear
     bias = np.einsum("nm,nm->n", values, past)
     caps = np.where(values > 0, demands, 0.0)
     included = (np.einsum("nm,nm->n", values, np.minimum(caps, budget)) > 0) | (bias > 0)
@@ -76,8 +81,9 @@ def solve_reference_instance(values, demands, budget, past, weights, tight: bool
         return allocation, prices
     # Resources whose whole demand fits are not contested: everyone gets its demand. Taking
     # them out of the program spares Clarabel constraints that never bind (it can stall on them).
+    # A linear term on a demanded entry can make its bound slack: such resources stay in.
     caps = np.where(included[:, None], caps, 0.0)
-    uncontested = caps.sum(axis=0) <= budget
+    uncontested = (caps.sum(axis=0) <= budget) & ~np.any((linear > 0) & (caps > 0), axis=0)
     fixed = np.where(uncontested, caps, 0.0)
     bias = bias + np.einsum("nm,nm->n", values, fixed)
     caps = np.where(uncontested, 0.0, caps)
@@ -92,12 +98,13 @@ def solve_reference_instance(values, demands, budget, past, weights, tight: bool
     caps_in = np.where(included[:, None], np.minimum(caps, budget) / sigma, 0.0)
     offset = np.where(included, bias / kappa, 1.0)
     b_in = budget / sigma
-    if np.all(weights == 1.0):
+    z_in = np.where(included[:, None], linear * sigma, 0.0)
+    if np.all(weights == 1.0) and not np.any(z_in > 0):
         problem, params, alloc, budget_con = _parametric_problem(n, m)
         for param, value in zip(params, (v_in, caps_in, b_in, offset)):
             param.value = value
     else:
-        problem, alloc, budget_con = _weighted_problem(v_in, caps_in, b_in, offset, np.where(included, weights, 0.0))
+        problem, alloc, budget_con = _weighted_problem(v_in, caps_in, b_in, offset, np.where(included, weights, 0.0), z_in)
     try:
         problem.solve(solver=cp.CLARABEL, **(CLARABEL_SETTINGS if tight else {}))
     except cp.error.SolverError:  # the tight tolerances can fail on badly scaled data
@@ -112,19 +119,36 @@ def solve_reference_instance(values, demands, budget, past, weights, tight: bool
     return allocation, prices
 
 
-def proportional_fairness_reference(values, demands, budget, past=None, weights=None, return_prices: bool = False):
+def check_linear(linear, inst: Instance) -> np.ndarray:
+    """The linear term broadcast to ``inst``'s shape ``(*batch, N, M)`` (zeros if ``None``).
+
+    Raises ``ValueError`` if it is negative, not finite or does not broadcast.
+    """
+    full = inst.batch_shape + (inst.n_agents, inst.n_resources)
+    if linear is None:
+        return np.zeros(full)
+    linear = as_float_array(linear, "linear", 2)
+    try:
+        return np.broadcast_to(linear, full)
+    except ValueError as err:
+        raise ValueError(f"linear must broadcast to (..., N, M) = {full}, got shape {linear.shape}") from err
+
+
+def proportional_fairness_reference(values, demands, budget, past=None, weights=None, return_prices: bool = False,
+                                    linear=None):
     """Proportional fairness by cvxpy/Clarabel, looping over the batch.
 
-    Shapes as :func:`mechzoo.mechanisms.proportional_fairness`: ``values, demands, past
+    Shapes as :func:`mechzoo.mechanisms.proportional_fairness`: ``values, demands, past, linear
     (..., N, M)``, ``budget (..., M)``, ``weights (..., N)``; returns ``allocation (..., N, M)``
     (and ``prices (..., M)``, the budget constraints' duals, if ``return_prices``).
     """
     inst = check_instance(values, demands, budget, past, weights)
+    z = check_linear(linear, inst)
     batch = inst.batch_shape
     allocation = np.zeros(batch + (inst.n_agents, inst.n_resources))
     prices = np.zeros(batch + (inst.n_resources,))
     for idx in np.ndindex(*batch):
         allocation[idx], prices[idx] = solve_reference_instance(
-            inst.values[idx], inst.demands[idx], inst.budget[idx], inst.past[idx], inst.weights[idx]
+            inst.values[idx], inst.demands[idx], inst.budget[idx], inst.past[idx], inst.weights[idx], linear=z[idx]
         )
     return (allocation, prices) if return_prices else allocation

@@ -1,0 +1,334 @@
+"""Training learned mechanisms against misreporting agents: Algorithm 1 of the RPF-Net paper.
+
+The designer minimises ``sum_i gamma_i expl_i - log NSW`` over the network weights ``omega``
+and raises each multiplier by projected dual ascent, ``gamma_i <- max(0, gamma_i + beta
+(expl_i - epsilon))``. The exploitability of a training sample is estimated RegretNet-style:
+every (sample, agent) pair keeps a misreport that persists across steps; each step takes
+``inner_steps`` projected Adam steps on the misreports of the minibatch (ascent on the
+deviating agent's true utility, others truthful, through the differentiable mechanism) and
+then differentiates ``relu(u_i(misreport) - u_i(truth))`` with respect to ``omega`` with the
+misreport held fixed (Danskin). ``log NSW`` sums the logs of the agents with a positive
+true value-demand product (agents demanding nothing have utility 0 under every mechanism).
+
+Training data (:func:`training_data`): ``"paper"`` is distribution (17) (``v ~ U(0.1, 1)``,
+``x = U(0.1, 1) Bern(0.5)``, ``b = N/2``), ``"perturbed"`` is (18) (Cauchy(0, 0.01) noise,
+clipped to [0.1, 1]), ``"adversarial"`` is (19) (each agent's row replaced by its PF best
+response found by a best-response oracle, the others truthful; the demands carry the
+Bernoulli mask of (17) first).
+
+:func:`train_mechanism` shows a progress bar, writes ``checkpoint.pt`` every
+``checkpoint_every`` steps (resumable: every step's randomness is derived from ``(seed,
+step)``, so a resumed run reproduces an uninterrupted one), and at the end the weights
+``{architecture}_{N}x{M}.pt``, ``history.csv``, ``record.json`` and ``training.png``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..envs.types import UniformBernoulliTypes
+from ..mechanisms.learned import save_model
+from ..mechanisms.learned_nets import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, MechanismNet
+from ..mechanisms.registry import make_one_shot
+from .oracles import GridOracle, Oracle, RandomOracle, ReportSpace
+
+DATA_KINDS = ("paper", "perturbed", "adversarial")
+PERTURBATION_SCALE = 0.01  # Cauchy scale of distribution (18)
+GRID_LIMIT = 2000  # adversarial data: grid search over values while points**M stays below this
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyperparameters of Algorithm 1 (those the paper leaves open are our choices).
+
+    ``steps`` K outer iterations on minibatches of ``batch_size`` s drawn from ``train_size`` L
+    samples; Adam with learning rate ``lr`` (alpha) on the weights; dual step ``dual_lr``
+    (beta), target ``epsilon`` and start ``gamma_init`` for the multipliers; ``inner_steps``
+    Adam steps of size ``misreport_lr`` on the misreports per outer step, inside ``space``.
+    """
+
+    architecture: str = "rpf_net"
+    n_agents: int = 2
+    n_resources: int = 2
+    data: str = "paper"
+    steps: int = 800
+    batch_size: int = 128
+    train_size: int = 8192
+    hidden: int = DEFAULT_HIDDEN
+    layers: int = DEFAULT_LAYERS
+    lr: float = 1e-3
+    dual_lr: float = 20.0
+    epsilon: float = 3e-4
+    gamma_init: float = 1.0
+    inner_steps: int = 5
+    misreport_lr: float = 0.02
+    space: ReportSpace = field(default_factory=ReportSpace)
+    checkpoint_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.data not in DATA_KINDS:
+            raise ValueError(f"data must be one of {DATA_KINDS}, got {self.data!r}")
+        positive = {"n_agents": self.n_agents, "n_resources": self.n_resources, "steps": self.steps,
+                    "batch_size": self.batch_size, "train_size": self.train_size, "lr": self.lr,
+                    "misreport_lr": self.misreport_lr, "checkpoint_every": self.checkpoint_every}
+        bad = [k for k, v in positive.items() if not v > 0]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} must be positive")
+        if self.dual_lr < 0 or self.epsilon < 0 or self.gamma_init < 0 or self.inner_steps < 0:
+            raise ValueError("dual_lr, epsilon, gamma_init and inner_steps must be non-negative")
+        if self.batch_size > self.train_size:
+            raise ValueError(f"batch_size {self.batch_size} exceeds train_size {self.train_size}")
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["space"] = asdict(self.space)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainingConfig":
+        return cls(**{**data, "space": ReportSpace(**data["space"])})
+
+
+def paper_budget(n_agents: int, n_resources: int) -> np.ndarray:
+    """The papers' budget ``b_m = N / 2`` for every resource, ``(M,)``."""
+    return np.full(n_resources, n_agents / 2.0)
+
+
+def training_data(kind: str, rng: np.random.Generator, size: int, n_agents: int, n_resources: int,
+                  oracle: Oracle | None = None):
+    """``size`` training profiles ``(values, demands (L, N, M), budget (L, M))`` from (17), (18) or (19).
+
+    ``oracle`` finds the PF best responses of ``"adversarial"`` data (default: a grid over the
+    values with 21 points per coordinate where that has at most ``GRID_LIMIT`` candidates,
+    else 256 random misreports of the values).
+    """
+    if kind not in DATA_KINDS:
+        raise ValueError(f"data must be one of {DATA_KINDS}, got {kind!r}")
+    types = UniformBernoulliTypes()
+    budget = np.broadcast_to(paper_budget(n_agents, n_resources), (size, n_resources)).copy()
+    values, demands = types.sample(rng, size * n_agents, n_resources, 1)
+    values, demands = values.reshape(size, n_agents, n_resources), demands.reshape(size, n_agents, n_resources)
+    if kind == "perturbed":
+        low, high = types.value_low, types.value_high
+        noise = PERTURBATION_SCALE * rng.standard_cauchy((2, size, n_agents, n_resources))
+        values = np.clip(values + noise[0], low, high)
+        demanded = demands > 0
+        base = rng.uniform(types.demand_low, types.demand_high, demands.shape)
+        demands = np.where(demanded, np.clip(base + noise[1], types.demand_low, types.demand_high), 0.0)
+    elif kind == "adversarial":
+        if oracle is None:
+            space = ReportSpace(fields="values")
+            oracle = (GridOracle(21, space) if 21 ** n_resources <= GRID_LIMIT
+                      else RandomOracle(256, space, seed=rng))
+        best = oracle.best_response("pf", values, demands, budget)
+        values, demands = best.values, best.demands
+    return values, demands, budget
+
+
+def true_utility(values: torch.Tensor, demands: torch.Tensor, allocation: torch.Tensor) -> torch.Tensor:
+    """``sum_m v_im min(a_im, x_im)`` on tensors ``(..., N, M) -> (..., N)``, differentiable."""
+    return (values * torch.minimum(allocation, demands)).sum(-1)
+
+
+def deviation_utility(model: torch.nn.Module, values, demands, budget, mis_values, mis_demands) -> torch.Tensor:
+    """Each agent's true utility when it alone reports its misreport: ``(S, N)``.
+
+    ``values, demands, mis_values, mis_demands (S, N, M)``, ``budget (S, M)``; agent i's
+    misreport is row i of ``mis_*``. All S*N deviations go through the model in one batch.
+    """
+    s, n, m = values.shape
+    eye = torch.eye(n, dtype=values.dtype)[None, :, :, None]  # (1, deviator, row, 1)
+    rep_v = values[:, None] * (1 - eye) + mis_values[:, :, None] * eye
+    rep_x = demands[:, None] * (1 - eye) + mis_demands[:, :, None] * eye
+    alloc = model(rep_v.reshape(s * n, n, m), rep_x.reshape(s * n, n, m),
+                  budget.repeat_interleave(n, dim=0)).view(s, n, n, m)
+    own = alloc[:, torch.arange(n), torch.arange(n)]  # (S, N, M)
+    return true_utility(values, demands, own)
+
+
+def log_nsw(values, demands, utilities: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``sum_i log u_i`` over agents with a positive value-demand product: ``(S,)``."""
+    active = (values * demands).sum(-1) > 0
+    return torch.where(active, torch.log(torch.clamp(utilities, min=1e-12)), 0.0).sum(-1)
+
+
+@dataclass
+class TrainingState:
+    """Everything a checkpoint holds."""
+
+    model: MechanismNet
+    optimizer: torch.optim.Optimizer
+    gamma: torch.Tensor
+    mis_values: np.ndarray
+    mis_demands: np.ndarray
+    data: tuple[np.ndarray, np.ndarray, np.ndarray]
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def _initial_state(config: TrainingConfig) -> TrainingState:
+    rng = np.random.default_rng([config.seed, 0])
+    data = training_data(config.data, rng, config.train_size, config.n_agents, config.n_resources)
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        model = MechanismNet(config.architecture, config.n_agents, config.n_resources, config.hidden, config.layers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gamma = torch.full((config.n_agents,), float(config.gamma_init), dtype=torch.float64)
+    # Misreports start at the truth scaled by log-normal factors, inside the report box.
+    values, demands, _ = data
+    scale = np.exp(0.3 * rng.standard_normal((2,) + values.shape))
+    mis_values, mis_demands = config.space.clip(values * scale[0], demands * scale[1])
+    return TrainingState(model, optimizer, gamma, mis_values, mis_demands, data)
+
+
+def save_checkpoint(state: TrainingState, config: TrainingConfig, path: Path) -> None:
+    """Write the whole training state to ``path`` (atomically: a temporary file, then a rename)."""
+    payload = {
+        "config": config.to_json(), "model_config": state.model.config(), "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(), "gamma": state.gamma, "step": state.step,
+        "mis_values": torch.from_numpy(state.mis_values), "mis_demands": torch.from_numpy(state.mis_demands),
+        "data": [torch.from_numpy(np.ascontiguousarray(d)) for d in state.data], "history": json.dumps(state.history),
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, config: TrainingConfig) -> TrainingState:
+    """The training state saved at ``path``; ``ValueError`` if it belongs to another configuration."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    mine, theirs = config.to_json(), dict(saved["config"])
+    mine.pop("steps"), theirs.pop("steps")  # a resumed run may go further
+    if mine != theirs:
+        diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+        raise ValueError(f"checkpoint {path} was written with other settings ({', '.join(diff)}); "
+                         "use the same arguments or another --out")
+    model = MechanismNet(**saved["model_config"])
+    model.load_state_dict(saved["model"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer.load_state_dict(saved["optimizer"])
+    return TrainingState(model, optimizer, saved["gamma"], saved["mis_values"].numpy().copy(),
+                         saved["mis_demands"].numpy().copy(), tuple(d.numpy() for d in saved["data"]),
+                         int(saved["step"]), json.loads(saved["history"]))
+
+
+def training_step(state: TrainingState, config: TrainingConfig) -> dict:
+    """One outer iteration of Algorithm 1 on a minibatch; returns its metrics."""
+    rng = np.random.default_rng([config.seed, 1, state.step])
+    idx = rng.choice(config.train_size, config.batch_size, replace=False)
+    values, demands, budget = (torch.from_numpy(d[idx]) for d in state.data)
+    model, space = state.model, config.space
+    mis_v = torch.from_numpy(state.mis_values[idx]).requires_grad_(space.searches_values)
+    mis_x = torch.from_numpy(state.mis_demands[idx]).requires_grad_(space.searches_demands)
+    params = [t for t in (mis_v, mis_x) if t.requires_grad]
+    if config.inner_steps and params:
+        inner = torch.optim.Adam(params, lr=config.misreport_lr)
+        model.requires_grad_(False)
+        for _ in range(config.inner_steps):
+            inner.zero_grad()
+            (-deviation_utility(model, values, demands, budget, mis_v, mis_x).sum()).backward()
+            inner.step()
+            with torch.no_grad():
+                clipped_v, clipped_x = space.clip(mis_v, mis_x)
+                mis_v.copy_(clipped_v)
+                mis_x.copy_(clipped_x)
+        model.requires_grad_(True)
+    mis_v, mis_x = mis_v.detach(), mis_x.detach()
+    state.mis_values[idx], state.mis_demands[idx] = mis_v.numpy(), mis_x.numpy()
+    truthful = true_utility(values, demands, model(values, demands, budget))
+    deviating = deviation_utility(model, values, demands, budget, mis_v, mis_x)
+    expl = torch.relu(deviating - truthful).mean(0)  # (N,)
+    welfare = log_nsw(values, demands, truthful).mean()
+    loss = (state.gamma * expl).sum() - welfare
+    state.optimizer.zero_grad()
+    loss.backward()
+    state.optimizer.step()
+    with torch.no_grad():
+        state.gamma = torch.clamp(state.gamma + config.dual_lr * (expl - config.epsilon), min=0.0)
+    state.step += 1
+    return {"step": state.step, "log_nsw": welfare.item(), "exploitability": expl.mean().item(),
+            "gamma": state.gamma.mean().item(), "loss": loss.item()}
+
+
+def train_mechanism(config: TrainingConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
+                    command: str | None = None) -> MechanismNet:
+    """Run Algorithm 1 for ``config.steps`` steps, writing checkpoints and results to ``out_dir``.
+
+    ``resume`` continues from ``out_dir/checkpoint.pt`` if it exists (same settings required).
+    ``command`` (the command line) is stored in ``record.json`` and the weights file.
+    Returns the trained model; its weights are in ``out_dir/{architecture}_{N}x{M}.pt``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.pt"
+    if resume and checkpoint.is_file():
+        state = load_checkpoint(checkpoint, config)
+    else:
+        state = _initial_state(config)
+    if state.step > config.steps:
+        raise ValueError(f"the checkpoint is at step {state.step}, beyond steps={config.steps}")
+    start = time.perf_counter()
+    elapsed_before = state.history[-1]["seconds"] if state.history else 0.0
+    bar = tqdm(total=config.steps, initial=state.step, disable=not progress, desc=f"train {config.architecture}")
+    while state.step < config.steps:
+        row = training_step(state, config)
+        row["seconds"] = elapsed_before + time.perf_counter() - start
+        state.history.append(row)
+        bar.update(1)
+        bar.set_postfix(log_nsw=f"{row['log_nsw']:.3f}", expl=f"{row['exploitability']:.2e}",
+                        gamma=f"{row['gamma']:.3g}")
+        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+            save_checkpoint(state, config, checkpoint)
+    bar.close()
+    record = {"command": command, "config": config.to_json(), "steps_done": state.step,
+              "train_seconds": state.history[-1]["seconds"] if state.history else 0.0, "torch": str(torch.__version__)}
+    save_model(state.model, out / f"{config.architecture}_{config.n_agents}x{config.n_resources}.pt", record)
+    (out / "record.json").write_text(json.dumps(record, indent=2))
+    _write_history(state.history, out)
+    return state.model
+
+
+def _write_history(history: list[dict], out: Path) -> None:
+    """``history.csv`` and ``training.png`` (log NSW, exploitability and mean gamma per step)."""
+    if not history:
+        return
+    with open(out / "history.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, key in zip(axes, ("log_nsw", "exploitability", "gamma")):
+        series = np.array([h[key] for h in history])
+        window = max(1, len(series) // 50)
+        smooth = np.convolve(series, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1:], smooth)
+        ax.set_title(f"{key} (moving mean of {window})")
+        ax.set_xlabel("step")
+    if history and min(h["exploitability"] for h in history) > 0:
+        axes[1].set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(out / "training.png", dpi=100)
+    plt.close(fig)
+
+
+def pf_reference_welfare(values, demands, budget) -> float:
+    """Mean per-sample log NSW of PF on the given profiles (the ceiling of the welfare term)."""
+    v, x = torch.from_numpy(values), torch.from_numpy(demands)
+    alloc = torch.from_numpy(make_one_shot("pf").allocate(values, demands, budget))
+    return float(log_nsw(v, x, true_utility(v, x, alloc)).mean())

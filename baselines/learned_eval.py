@@ -1,0 +1,176 @@
+"""Evaluation of the learned one-shot mechanisms against PF and PA (the RPF-Net paper's Tables 1 and 2).
+
+Every mechanism is evaluated on one test set drawn from distribution (17) (``b = N / 2``) with
+one best-response oracle: truthful NSW (the product of utilities, zeros kept), efficiency
+(allocated share of the budget, %), and exploitability (mean over agents and profiles of each
+agent's best unilateral gain, others truthful). Differentiable mechanisms get the
+``GradientOracle``; PA (not differentiable) gets its random pool only, and is IC anyway. The
+PF-PA mixture is reported in expectation (rho = 1/2), as the paper does. Inference time is the
+time of one batched ``allocate`` call on the test set, as a ratio to ExS-Net.
+
+    python -m mechzoo.baselines.learned_eval --agents 2 --resources 2 --out results/learned_eval_2x2
+    python -m mechzoo.baselines.learned_eval --agents 10 --resources 3 --profiles 200 \\
+        --oracle-restarts 2 --oracle-steps 20 --out results/learned_eval_10x3
+
+Results go to ``table.csv``, ``table.json`` and ``table.png`` in ``--out``; each mechanism's row
+is saved as soon as it is done, so a rerun resumes where the last one stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from ..agents.mechanism_training import training_data  # noqa: E402
+from ..agents.oracles import GradientOracle, ReportSpace  # noqa: E402
+from ..mechanisms.learned import load_model  # noqa: E402
+from ..mechanisms.registry import make_one_shot  # noqa: E402
+from ..mechanisms.utility import utility  # noqa: E402
+from ..metrics import efficiency, nash_social_welfare, one_shot_exploitability  # noqa: E402
+
+# The RPF-Net paper's Table 1 (2x2, mean ± std as printed) and Table 2 (10x3 inference time / ExS-Net).
+PAPER_TABLE1 = {
+    "pf": ("8.00e-2 ± 1.5e-2", "3.70e-3 ± 1.2e-3", "56.6 ± 3.9"),
+    "pa": ("2.22e-2 ± 2.1e-3", "0 ± 0", "26.2 ± 2.5"),
+    "pf-pa mixture": ("5.11e-2 ± 6.6e-3", "1.85e-3 ± 6.2e-4", "41.4 ± 3.6"),
+    "rpf_net": ("7.97e-2 ± 1.4e-2", "3.99e-4 ± 1.2e-4", "56.5 ± 4.0"),
+    "rpf_net (perturbed data)": ("7.99e-2 ± 1.5e-2", "5.3e-4 ± 2.4e-4", "56.5 ± 4.0"),
+    "rpf_net (adversarial data)": ("7.98e-2 ± 1.5e-2", "7.4e-4 ± 8.0e-5", "56.5 ± 3.9"),
+}
+PAPER_TABLE2_INFERENCE = {"pf": 40.1, "pa": 310.0, "exs_net": 1.0, "rpf_net": 114.5}
+MIXTURE_RHO = 0.5
+
+
+def evaluate_mechanism(label: str, mechanism, values, demands, budget, oracle: GradientOracle) -> dict:
+    """One row: NSW, efficiency, exploitability (with 95% CIs over profiles) and inference time."""
+    mechanism = make_one_shot(mechanism)
+    mechanism.allocate(values[:2], demands[:2], budget[:2])  # load weights / compile outside the clock
+    start = time.perf_counter()
+    alloc = mechanism.allocate(values, demands, budget)
+    seconds = time.perf_counter() - start
+    nsw = nash_social_welfare(utility(values, demands, alloc))
+    eff = 100 * efficiency(alloc, budget)
+    search = oracle if mechanism.differentiable else oracle.pool
+    expl = one_shot_exploitability(mechanism, values, demands, budget, search)
+    half = lambda a: 1.96 * a.std(ddof=1) / np.sqrt(len(a))  # noqa: E731
+    return {"mechanism": label, "nsw": nsw.mean(), "nsw_ci95": half(nsw), "exploitability": expl.mean,
+            "exploitability_ci95": expl.mean_ci, "efficiency": eff.mean(), "efficiency_ci95": half(eff),
+            "inference_seconds": seconds, "oracle": expl.oracle}
+
+
+def mixture_row(pf: dict, pa: dict, rho: float = MIXTURE_RHO) -> dict:
+    """The PF-PA mixture in expectation: ``rho * PF + (1 - rho) * PA`` for every metric."""
+    row = {"mechanism": "pf-pa mixture", "oracle": f"expectation of the pf and pa rows (rho = {rho})"}
+    for key in ("nsw", "nsw_ci95", "exploitability", "exploitability_ci95", "efficiency", "efficiency_ci95"):
+        row[key] = rho * pf[key] + (1 - rho) * pa[key]
+    row["inference_seconds"] = pf["inference_seconds"] + pa["inference_seconds"]
+    return row
+
+
+def run(out_dir: str | Path, n_agents: int, n_resources: int, mechanisms: dict[str, object], profiles: int = 500,
+        seed: int = 12345, oracle_restarts: int = 8, oracle_steps: int = 100, oracle_pool: int = 256) -> list[dict]:
+    """Evaluate ``mechanisms`` (label -> name, mechanism or weights file) and write the tables.
+
+    The test set (``profiles`` draws of (17), seeded by ``seed``, independent of the training
+    seeds) and the oracle are shared by all mechanisms. Rows already in ``out_dir/rows.json``
+    are reused (resume).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    values, demands, budget = training_data("paper", np.random.default_rng(seed), profiles, n_agents, n_resources)
+    oracle = GradientOracle(oracle_restarts, oracle_steps, 0.01, ReportSpace(fields="both"), oracle_pool, seed=seed)
+    done_path = out / "rows.json"
+    done = json.loads(done_path.read_text()) if done_path.is_file() else {}
+    for label, mech in tqdm(mechanisms.items(), desc=f"evaluate {n_agents}x{n_resources}"):
+        if label in done:
+            continue
+        if isinstance(mech, (str, Path)) and str(mech).endswith(".pt"):
+            mech = make_one_shot(load_model(str(mech)).architecture, weights_path=mech)
+        done[label] = evaluate_mechanism(label, mech, values, demands, budget, oracle)
+        done_path.write_text(json.dumps(done, indent=2, default=float))
+    rows = list(done.values())
+    if "pf" in done and "pa" in done and "pf-pa mixture" not in done:
+        rows.append(mixture_row(done["pf"], done["pa"]))
+    _write(out, rows, n_agents, n_resources, profiles, seed)
+    return rows
+
+
+def _write(out: Path, rows: list[dict], n: int, m: int, profiles: int, seed: int) -> None:
+    exs = next((r for r in rows if r["mechanism"] == "exs_net"), None)
+    for r in rows:
+        r["inference_vs_exs_net"] = r["inference_seconds"] / exs["inference_seconds"] if exs else float("nan")
+    with open(out / "table.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    setting = {"n_agents": n, "n_resources": m, "profiles": profiles, "seed": seed, "budget": n / 2}
+    (out / "table.json").write_text(json.dumps({"setting": setting, "rows": rows}, indent=2, default=float))
+    pf = next((r for r in rows if r["mechanism"] == "pf"), None)
+    if pf is None:
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    names = [r["mechanism"] for r in rows]
+    for ax, key in zip(axes, ("nsw", "exploitability", "efficiency")):
+        ax.bar(names, [r[key] / pf[key] if pf[key] else np.nan for r in rows])
+        ax.set_title(f"{key} / PF's")
+        ax.tick_params(axis="x", rotation=60)
+    fig.suptitle(f"{n} agents x {m} resources, b = N/2, {profiles} test profiles")
+    fig.tight_layout()
+    fig.savefig(out / "table.png", dpi=110)
+    plt.close(fig)
+
+
+def format_table(rows: list[dict], paper: dict | None = None) -> str:
+    """Markdown table of the rows, with the paper's numbers beside where given."""
+    head = "| mechanism | NSW | exploitability | efficiency (%) | inference / ExS-Net |"
+    lines = [head + (" paper NSW | paper expl. | paper eff. |" if paper else ""),
+             "|" + "---|" * (head.count("|") - 1 + (3 if paper else 0))]
+    for r in rows:
+        line = (f"| {r['mechanism']} | {r['nsw']:.3e} ± {r['nsw_ci95']:.1e} | {r['exploitability']:.2e} ± "
+                f"{r['exploitability_ci95']:.1e} | {r['efficiency']:.1f} ± {r['efficiency_ci95']:.1f} | "
+                f"{r['inference_vs_exs_net']:.1f} |")
+        if paper:
+            line += " " + " | ".join(paper.get(r["mechanism"], ("–", "–", "–"))) + " |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--agents", type=int, default=2)
+    parser.add_argument("--resources", type=int, default=2)
+    parser.add_argument("--profiles", type=int, default=500, help="test profiles (default: 500)")
+    parser.add_argument("--seed", type=int, default=12345, help="test-set and oracle seed (default: 12345)")
+    parser.add_argument("--oracle-restarts", type=int, default=8)
+    parser.add_argument("--oracle-steps", type=int, default=100)
+    parser.add_argument("--oracle-pool", type=int, default=256)
+    parser.add_argument("--mechanisms", nargs="*", default=["pf", "pa", "rpf_net", "exs_net", "softmax_net"],
+                        help="registered names to evaluate (default: pf pa rpf_net exs_net softmax_net)")
+    parser.add_argument("--extra", nargs="*", default=[], metavar="LABEL=FILE.pt",
+                        help="further trained weights to evaluate (e.g. rpf_net (perturbed data)=path.pt)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    mechanisms: dict[str, object] = {name: name for name in args.mechanisms}
+    for item in args.extra:
+        label, _, path = item.partition("=")
+        mechanisms[label] = path
+    out = args.out or f"results/learned_eval_{args.agents}x{args.resources}"
+    rows = run(out, args.agents, args.resources, mechanisms, args.profiles, args.seed, args.oracle_restarts,
+               args.oracle_steps, args.oracle_pool)
+    print(format_table(rows, PAPER_TABLE1 if (args.agents, args.resources) == (2, 2) else None))
+    print(f"\noracle: {rows[0]['oracle']}\nwrote {out}/table.csv, table.json and table.png")
+
+
+if __name__ == "__main__":
+    main()

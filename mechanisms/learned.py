@@ -1,0 +1,120 @@
+"""Learned one-shot mechanisms in the registry: ``"rpf_net"``, ``"exs_net"``, ``"softmax_net"``.
+
+``make_one_shot("rpf_net")`` uses the weights shipped in ``mechanisms/weights/`` for the size
+of the input arrays (2x2 and 10x3 are shipped for RPF-Net and ExS-Net; see
+``weights/README.md`` for the commands that produced them); other sizes raise a
+``ValueError`` naming the command that trains one. ``make_one_shot("rpf_net",
+weights_path=...)`` loads a checkpoint written by ``mechzoo train-mechanism``, and
+``make_one_shot("rpf_net", model=net)`` wraps a :class:`MechanismNet` in memory.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .feasibility import repair_feasibility
+from .learned_nets import ARCHITECTURES, MechanismNet
+from .registry import OneShotMechanism, register_one_shot
+from .validation import check_instance
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DESCRIPTIONS = {
+    "rpf_net": "RPF-Net: PF regularised by a learned linear term (trained, shipped for 2x2 and 10x3)",
+    "exs_net": "ExS-Net: learned softmax shares with a withholding agent (trained, shipped for 2x2 and 10x3)",
+    "softmax_net": "standard network: learned softmax shares without withholding (ablation)",
+}
+
+
+def shipped_weights_path(architecture: str, n_agents: int, n_resources: int) -> Path:
+    """Where the shipped weights for ``architecture`` at size ``N x M`` live (they may not exist)."""
+    return WEIGHTS_DIR / f"{architecture}_{n_agents}x{n_resources}.pt"
+
+
+def train_command(architecture: str, n_agents: int, n_resources: int) -> str:
+    """The command that trains weights for this size."""
+    return (f"mechzoo train-mechanism {architecture.replace('_', '-')} --agents {n_agents} "
+            f"--resources {n_resources} --out DIR")
+
+
+def save_model(model: MechanismNet, path: str | Path, record: dict | None = None) -> None:
+    """Write ``model`` (config and weights) and a JSON-able ``record`` (how it was trained) to ``path``."""
+    torch.save({"config": model.config(), "state_dict": model.state_dict(), "record": record or {}}, path)
+
+
+@lru_cache(maxsize=32)
+def load_model(path: str | Path) -> MechanismNet:
+    """The :class:`MechanismNet` saved at ``path`` (by :func:`save_model` or a training checkpoint)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no weights file at {path}")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model = MechanismNet(**saved["config"])
+        model.load_state_dict(saved["state_dict"])
+    except (KeyError, TypeError, RuntimeError, OSError) as err:
+        raise ValueError(f"{path} is not a mechzoo mechanism checkpoint: {err}") from err
+    model.eval()
+    return model
+
+
+def learned_mechanism(architecture: str, weights_path: str | Path | None = None,
+                      model: MechanismNet | None = None) -> OneShotMechanism:
+    """The registry entry for ``architecture``: shipped weights by size, a file, or a model."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    if weights_path is not None and model is not None:
+        raise ValueError("pass weights_path or model, not both")
+    if weights_path is not None:
+        model = load_model(str(weights_path))
+    if model is not None and model.architecture != architecture:
+        raise ValueError(f"the weights are a {model.architecture}, not a {architecture}")
+
+    def network(n: int, m: int) -> MechanismNet:
+        if model is not None:
+            if (model.n_agents, model.n_resources) != (n, m):
+                raise ValueError(f"this {architecture} was trained for (N, M) = {(model.n_agents, model.n_resources)}, "
+                                 f"got reports for {(n, m)}; train one with: {train_command(architecture, n, m)}")
+            return model
+        path = shipped_weights_path(architecture, n, m)
+        if not path.is_file():
+            raise ValueError(f"no shipped {architecture} weights for N={n} agents and M={m} resources; train them "
+                             f"with `{train_command(architecture, n, m)}` and pass "
+                             f"weights_path='DIR/{architecture}_{n}x{m}.pt' to make_one_shot")
+        return load_model(str(path))
+
+    def allocate_torch(values, demands, budget, past=None) -> torch.Tensor:
+        values, demands, budget = (_tensor(t) for t in (values, demands, budget))
+        past = torch.zeros_like(values) if past is None else _tensor(past)
+        inst = check_instance(*(t.detach().cpu().numpy() for t in (values, demands, budget, past)))
+        batch, (n, m) = inst.batch_shape, (inst.n_agents, inst.n_resources)
+        flat = [t.expand(batch + t.shape[-k:]).reshape((-1,) + t.shape[-k:])
+                for t, k in ((values, 2), (demands, 2), (budget, 1), (past, 2))]
+        return network(n, m)(*flat).reshape(batch + (n, m))
+
+    def allocate(values, demands, budget, past=None) -> np.ndarray:
+        with torch.no_grad():
+            alloc = allocate_torch(values, demands, budget, past).numpy()
+        return repair_feasibility(alloc, np.asarray(demands, dtype=np.float64), np.asarray(budget, dtype=np.float64))
+
+    return OneShotMechanism(architecture, allocate, DESCRIPTIONS[architecture], allocate_torch)
+
+
+def _tensor(data) -> torch.Tensor:
+    """A float64 tensor: tensors keep their autograd graph, arrays are copied (they may be read-only)."""
+    if isinstance(data, torch.Tensor):
+        return data.to(torch.float64)
+    return torch.from_numpy(np.array(data, dtype=np.float64))
+
+
+def _factory(architecture: str):
+    def factory(weights_path: str | Path | None = None, model: MechanismNet | None = None) -> OneShotMechanism:
+        return learned_mechanism(architecture, weights_path, model)
+
+    return factory
+
+
+for _name in ARCHITECTURES:
+    register_one_shot(_name, _factory(_name))

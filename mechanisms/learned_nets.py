@@ -1,0 +1,100 @@
+"""Neural one-shot mechanisms: one feed-forward trunk, three output layers.
+
+* ``"rpf_net"`` (RPF-Net, eq. 9 of the RPF-Net paper): the trunk outputs a linear term
+  ``z >= 0`` and the allocation is the regularised PF program
+  ``argmin_a -sum_i log(v_i . (a_i + past_i)) + <z, a>  s.t. 0 <= a <= x, sum_i a_i <= b``,
+  solved by the batched PF kernel and differentiated implicitly
+  (:func:`~mechzoo.mechanisms.pf_grad.proportional_fairness_torch` with ``linear=z``).
+* ``"exs_net"`` (ExS-Net): logits ``s (N+1, M)``, a softmax over the N agents plus one
+  synthetic agent per resource, ``a_im = min(p_im b_m, x_im)``; the synthetic agent's share
+  is withheld.
+* ``"softmax_net"`` (the standard network of the ablation): the same without the synthetic
+  agent, ``a_im = min(softmax_i(s_{., m}) b_m, x_im)``.
+
+Inputs of the trunk (``2NM`` numbers): the reported values and the reported demands as a
+fraction of the budget, ``min(x_im, b_m) / b_m`` (a demand above the budget gives the same
+feasible set as one equal to it). The budget enters through this normalisation and the
+output scaling (``z_im = n softplus(o_im) / b_m``, ``a = p b``), so every mechanism is
+equivariant to the unit of each resource: ``f(v, c x, c b) = c f(v, x, b)``.
+
+The bias ã (``past``, SAMA's past allocation) enters the way SAMA's PF takes it
+(``u_i(a + ã, v, x + ã)``): the network sees the bias-extended instance
+``(v, x + ã, b + sum_i ã_i)``. RPF-Net then keeps ã inside the logs of its program (exactly
+PF's bias) with ``z`` in units of the extended budget; ExS-Net and the softmax network
+allocate the extended budget, ``t_i = p_i (b + sum_j ã_j)``, and give each agent what it has
+not received yet, ``a_i = clip(t_i - ã_i, 0, x_i)``, scaled down per resource if that
+exceeds ``b``. With ã = 0 all of this is the plain one-shot mechanism.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .pf_grad import proportional_fairness_torch
+
+ARCHITECTURES = ("rpf_net", "exs_net", "softmax_net")
+DEFAULT_HIDDEN = 128
+DEFAULT_LAYERS = 3
+RPF_INIT_BIAS = -4.0  # softplus(-4) = 0.018: RPF-Net starts next to PF
+
+
+class MechanismNet(nn.Module):
+    """A learned mechanism of ``architecture`` for ``n_agents x n_resources`` (float64).
+
+    ``forward(values, demands, budget, past=None)`` takes tensors ``(B, N, M)``, ``(B, N, M)``,
+    ``(B, M)``, ``(B, N, M)`` and returns a feasible allocation ``(B, N, M)``, differentiable
+    in the reports and the parameters.
+    """
+
+    def __init__(self, architecture: str, n_agents: int, n_resources: int,
+                 hidden: int = DEFAULT_HIDDEN, layers: int = DEFAULT_LAYERS):
+        super().__init__()
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        if n_agents < 1 or n_resources < 1 or hidden < 1 or layers < 1:
+            raise ValueError("need n_agents, n_resources, hidden and layers >= 1, got "
+                             f"{n_agents}, {n_resources}, {hidden}, {layers}")
+        self.architecture, self.n_agents, self.n_resources = architecture, n_agents, n_resources
+        self.hidden, self.layers = hidden, layers
+        rows = n_agents + 1 if architecture == "exs_net" else n_agents
+        sizes = [2 * n_agents * n_resources] + [hidden] * layers
+        blocks: list[nn.Module] = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            blocks += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+        self.trunk = nn.Sequential(*blocks)
+        self.head = nn.Linear(hidden, rows * n_resources)
+        if architecture == "rpf_net":
+            nn.init.constant_(self.head.bias, RPF_INIT_BIAS)
+        self.double()
+
+    def config(self) -> dict:
+        """The constructor arguments, for checkpoints."""
+        return {"architecture": self.architecture, "n_agents": self.n_agents, "n_resources": self.n_resources,
+                "hidden": self.hidden, "layers": self.layers}
+
+    def outputs(self, values: torch.Tensor, demands: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
+        """Raw head outputs ``(B, rows, M)`` for reports on budget ``budget (B, M)``."""
+        has_budget = budget > 0
+        safe = torch.where(has_budget, budget, torch.ones_like(budget))[:, None, :]
+        share = torch.where(has_budget[:, None, :], torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
+        features = torch.cat([values.flatten(1), share.flatten(1)], dim=1)
+        return self.head(self.trunk(features)).view(len(values), -1, self.n_resources)
+
+    def forward(self, values, demands, budget, past=None) -> torch.Tensor:
+        if values.shape[-2:] != (self.n_agents, self.n_resources):
+            raise ValueError(f"this {self.architecture} is for (N, M) = {(self.n_agents, self.n_resources)}, "
+                             f"got reports of shape {tuple(values.shape)}")
+        past = torch.zeros_like(values) if past is None else past
+        demands_ext = demands + past
+        budget_ext = budget + past.sum(dim=-2)
+        out = self.outputs(values, demands_ext, budget_ext)
+        safe = torch.where(budget_ext > 0, budget_ext, torch.ones_like(budget_ext))[:, None, :]
+        if self.architecture == "rpf_net":
+            linear = self.n_agents * nn.functional.softplus(out) / safe
+            return proportional_fairness_torch(values, demands, budget, past, linear=linear)
+        shares = torch.softmax(out, dim=1)[:, :self.n_agents]  # the synthetic row of exs_net is withheld
+        total = shares * budget_ext[:, None, :]
+        alloc = torch.minimum(torch.clamp(total - past, min=0.0), demands)
+        used = alloc.sum(dim=1, keepdim=True)
+        scale = torch.where(used > budget[:, None, :], budget[:, None, :] / torch.where(used > 0, used, 1.0), 1.0)
+        return alloc * scale
