@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from scipy.stats import rankdata  # noqa: E402
 
 from .demo import sample_profiles  # noqa: E402
 from .paper_numbers import Reported  # noqa: E402
@@ -133,13 +134,14 @@ def compare_claim(text: str, left: tuple[str, float], right: tuple[str, float], 
 
 
 def monotone_claim(text: str, xs: Sequence[float], ys: Sequence[float], increasing: bool = True,
-                   rel_tol: float = 0.0) -> Claim:
-    """Whether ``ys`` rises (or falls) along ``xs``, allowing steps back of ``rel_tol`` of the range."""
+                   min_rank_correlation: float = 0.8) -> Claim:
+    """Whether ``ys`` rises (or falls) along ``xs``: their Spearman rank correlation is at least
+    ``min_rank_correlation`` (at most its negative when falling), so one small step back in a
+    noisy sweep still counts as a trend and a flat series does not."""
     ys = np.asarray(ys, dtype=np.float64)
-    steps = np.diff(ys) if increasing else -np.diff(ys)
-    slack = rel_tol * (np.ptp(ys) if len(ys) else 0.0)
-    holds = len(ys) >= 2 and bool(np.all(steps >= -slack)) and bool(steps.sum() > 0)
-    return Claim(text, holds, ", ".join(f"{x:g}: {y:.4g}" for x, y in zip(xs, ys)))
+    rho = float(np.corrcoef(rankdata(xs), rankdata(ys))[0, 1]) if len(ys) >= 2 and np.ptp(ys) > 0 else 0.0
+    holds = (rho if increasing else -rho) >= min_rank_correlation
+    return Claim(text, holds, f"rank correlation {rho:+.2f}; " + ", ".join(f"{x:g}: {y:.4g}" for x, y in zip(xs, ys)))
 
 
 def peak_claim(text: str, xs: Sequence[float], ys: Sequence[float]) -> Claim:

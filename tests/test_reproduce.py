@@ -112,13 +112,15 @@ def test_sweep_claims_hold_and_fail_on_hand_made_rows():
 
     good = sweep_claims(rows((1, 2, 3, 3.5), (100, 90, 70, 50), (0.01, 0.05, 0.02, 0.0), "alpha"), "alpha")
     assert [c.holds for c in good] == [True, True, True]
-    bad = sweep_claims(rows((1, 3, 2, 3.5), (100, 60, 70, 50), (0.05, 0.04, 0.02, 0.0), "alpha"), "alpha")
+    bad = sweep_claims(rows((1, 3, 2, 0.5), (100, 60, 70, 50), (0.05, 0.04, 0.02, 0.0), "alpha"), "alpha")
     assert [c.holds for c in bad] == [False, False, False]
     grows = sweep_claims(rows((1, 2, 3, 4), (90,) * 4, (0.01, 0.02, 0.03, 0.04), "horizon"), "horizon")
     assert all(c.holds for c in grows)
     shrinks = sweep_claims(rows((1, 2, 3, 4), (90,) * 4, (0.04, 0.02, 0.03, 0.01), "horizon"), "horizon")
     assert [c.holds for c in shrinks] == [True, False]
     assert not monotone_claim("flat", (1, 2), (1.0, 1.0)).holds
+    assert monotone_claim("noisy rise", range(6), (1, 2, 4, 3, 5, 6)).holds  # one step back: rank correlation 0.94
+    assert not monotone_claim("no trend", range(6), (1, 3, 2, 3, 1, 2)).holds
     assert not peak_claim("edge", (1, 2, 3), (3.0, 2.0, 1.0)).holds
 
 
