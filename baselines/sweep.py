@@ -146,11 +146,12 @@ def _validate(task, configs, backend) -> list[str]:
 
 
 def _load_checkpoint(path: Path, wanted: set[str]) -> dict[str, Any]:
-    """Results already in the checkpoint for the wanted keys; a torn last line is ignored."""
+    """Results already in the checkpoint for the wanted keys. A torn last line (the previous run
+    was killed while writing it) is cut off the file, so that new records start on a fresh line."""
     if not path.exists():
         return {}
     done = {}
-    lines = path.read_text().splitlines()
+    lines = path.read_text().splitlines(keepends=True)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -158,7 +159,8 @@ def _load_checkpoint(path: Path, wanted: set[str]) -> dict[str, Any]:
             entry = json.loads(line)
             key, result = entry["key"], entry["result"]
         except (json.JSONDecodeError, KeyError, TypeError) as err:
-            if number == len(lines):  # written when the previous run was killed
+            if number == len(lines):
+                path.write_text("".join(lines[:-1]))
                 break
             raise ValueError(f"checkpoint {path} line {number} is not a sweep record: {err}") from err
         if key in wanted:

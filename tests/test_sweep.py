@@ -63,6 +63,7 @@ def test_torn_last_line_is_recomputed(tmp_path):
     CALLS.clear()
     assert run_sweep(truthful_nsw, configs(3), checkpoint=checkpoint) == full
     assert CALLS == [2]
+    assert checkpoint.read_text() == text  # the torn line was replaced, not appended to
     checkpoint.write_text("not json\n" + text)
     with pytest.raises(ValueError, match="line 1 is not a sweep record"):
         run_sweep(truthful_nsw, configs(3), checkpoint=checkpoint)
