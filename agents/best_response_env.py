@@ -3,7 +3,10 @@
 ``BestResponseEnv(game, learner="agent_0", opponents=TruthfulPolicy(), reward="utility")`` is a
 plain ``gymnasium.Env`` over a :class:`~mechzoo.envs.SequentialAllocationEnv` (or the one-shot
 game), so any single-agent learner (SB3, RLlib, ...) can train a best response against frozen
-opponents. Spaces (shaping choices, ``normalized=True``, the default):
+opponents. :class:`BestResponseVecEnv` is the same view over the batched game as an SB3
+``VecEnv`` (``n_envs`` instances stepped in one batched mechanism call; much faster to train).
+
+Spaces (shaping choices, ``normalized=True``, the default):
 
 * observation: the learner's flat game observation divided by the game's observation bound,
   so every entry lies in ``[0, 1]`` (float32 Box of the same size);
@@ -32,25 +35,76 @@ from typing import Mapping
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
 
-from ..envs import SequentialAllocationEnv
-from .policies import GameSpec, Policy, TruthfulPolicy, profile_for, reset_policies
+from ..envs import BatchedSequentialAllocation, SequentialAllocationEnv
+from .policies import GameSpec, Policy, SingleAsBatch, TruthfulPolicy, game_kwargs, profile_for, reset_policies
 
 REWARDS = ("utility", "gain")
 
 
-def opponent_profile(game, learner: str, opponents: Mapping[str, Policy] | Policy | None) -> dict[str, Policy]:
-    """``{agent: policy}`` for every agent but ``learner`` (one policy for all, or a dict of them)."""
-    agents = GameSpec.of(game).agents
-    if learner not in agents:
-        raise ValueError(f"learner must be one of the agents {list(agents)}, got {learner!r}")
-    if opponents is None:
-        opponents = TruthfulPolicy()
-    if not isinstance(opponents, Mapping):
-        opponents = {a: opponents for a in agents if a != learner}
-    if learner in opponents:
-        raise ValueError(f"opponents must not include the learner {learner!r}")
-    return dict(opponents)
+class LearnerView:
+    """The array core of both views: a game in the batched array interface (``B`` instances),
+    the learner's index and the opponents' bound policies."""
+
+    def __init__(self, game, learner: str, opponents: Mapping[str, Policy] | Policy | None, reward: str,
+                 normalized: bool):
+        self.spec = GameSpec.of(game)
+        agents = self.spec.agents
+        if learner not in agents:
+            raise ValueError(f"learner must be one of the agents {list(agents)}, got {learner!r}")
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
+        if opponents is None:
+            opponents = TruthfulPolicy()
+        if not isinstance(opponents, Mapping):
+            opponents = {a: opponents for a in agents if a != learner}
+        if learner in opponents:
+            raise ValueError(f"opponents must not include the learner {learner!r}")
+        # the learner's slot holds a placeholder so that profile_for checks the others' coverage
+        self.profile = profile_for(game, {**opponents, learner: TruthfulPolicy()})
+        self.index = agents.index(learner)
+        self.opponents = [(k, a, p) for k, (a, p) in enumerate(zip(agents, self.profile)) if k != self.index]
+        self.learner, self.reward, self.normalized = learner, reward, bool(normalized)
+        self.batch = game if isinstance(game, BatchedSequentialAllocation) else SingleAsBatch(game)
+        self.obs: np.ndarray | None = None
+
+    def spaces(self, game_observation_space, game_action_space) -> tuple[spaces.Box, spaces.Box]:
+        if not self.normalized:
+            return game_observation_space, game_action_space
+        obs_dim, act_dim = self.spec.observation_high.size, self.spec.action_low.size
+        return (spaces.Box(0.0, 1.0, (obs_dim,), dtype=np.float32),
+                spaces.Box(-1.0, 1.0, (act_dim,), dtype=np.float32))
+
+    def _learner_obs(self, obs: np.ndarray) -> np.ndarray:
+        self.obs = obs
+        own = obs[:, self.index]
+        return self.spec.normalize_observation(own) if self.normalized else own.astype(np.float32)
+
+    def reset(self, game_seed, policy_seed: int | None, options: dict | None) -> np.ndarray:
+        """Start an episode in every instance; returns the learner's observations ``(B, obs_dim)``."""
+        obs, _ = self.batch.reset(seed=game_seed, options=options)
+        reset_policies([p for _, _, p in self.opponents], policy_seed)
+        return self._learner_obs(obs)
+
+    def step(self, action: np.ndarray):
+        """``action (B, act_dim)`` -> learner's ``(obs, reward (B,), terminated (B,), truncated (B,), infos)``."""
+        if self.obs is None:
+            raise ValueError("step() called before reset()")
+        action = np.asarray(action, dtype=np.float64)
+        expected = (self.obs.shape[0], self.spec.action_low.size)
+        if action.shape != expected:
+            raise ValueError(f"{self.learner}: action has shape {action.shape[1:]}, expected {expected[1:]}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"{self.learner}: action must be finite, got {action.tolist()}")
+        actions = np.empty(expected[:1] + (len(self.spec.agents),) + expected[1:])
+        for k, agent, policy in self.opponents:
+            actions[:, k] = policy.act(self.obs[:, k], agent)
+        actions[:, self.index] = self.spec.action_from_unit(action) if self.normalized else action
+        obs, rewards, terminated, truncated, infos = self.batch.step(actions)
+        own = {key: (v if key == "round" else v[:, self.index]) for key, v in infos.items()}
+        reward = rewards[:, self.index] if self.reward == "utility" else own["gain"]
+        return self._learner_obs(obs), np.asarray(reward, dtype=np.float64), terminated, truncated, own
 
 
 class BestResponseEnv(gym.Env):
@@ -68,50 +122,91 @@ class BestResponseEnv(gym.Env):
             game = SequentialAllocationEnv(**(game or {}))
         if not isinstance(game, SequentialAllocationEnv):
             raise ValueError(f"game must be a SequentialAllocationEnv or a dict of its arguments, got {type(game).__name__}")
-        if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
-        self.game, self.learner, self.reward, self.normalized = game, learner, reward, bool(normalized)
-        self.spec_game = GameSpec.of(game)
-        others = opponent_profile(game, learner, opponents)
-        # the learner's slot holds a placeholder so that profile_for checks the others' coverage
-        profile = profile_for(game, {**others, learner: TruthfulPolicy()})
-        self.opponents = {a: p for a, p in zip(self.spec_game.agents, profile) if a != learner}
-        self._options = None if types is None else {"values": np.asarray(types[0]), "demands": np.asarray(types[1])}
-        act_dim, obs_dim = self.spec_game.action_low.size, self.spec_game.observation_high.size
-        if self.normalized:
-            self.observation_space = spaces.Box(0.0, 1.0, (obs_dim,), dtype=np.float32)
-            self.action_space = spaces.Box(-1.0, 1.0, (act_dim,), dtype=np.float32)
-        else:
-            self.observation_space = game.observation_space(learner)
-            self.action_space = game.action_space(learner)
-        self._obs: dict | None = None
-
-    def _observe(self, obs: dict) -> np.ndarray:
-        self._obs = obs
-        own = obs[self.learner]
-        return self.spec_game.normalize_observation(own) if self.normalized else np.asarray(own, dtype=np.float32)
+        self.game, self.learner = game, learner
+        self.view = LearnerView(game, learner, opponents, reward, normalized)
+        self.observation_space, self.action_space = self.view.spaces(game.observation_space(learner),
+                                                                     game.action_space(learner))
+        self._types = types
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         game_seed, policy_seed = (int(s) for s in self.np_random.integers(0, 2**31 - 1, size=2))
-        obs, infos = self.game.reset(seed=game_seed, options=options if options is not None else self._options)
-        reset_policies(list(self.opponents.values()), policy_seed)
-        return self._observe(obs), infos[self.learner]
+        if options is None and self._types is not None:
+            options = {"values": self._types[0], "demands": self._types[1]}
+        if options is not None:
+            options = {k: np.asarray(v)[None] for k, v in options.items()}
+        obs = self.view.reset(game_seed, policy_seed, options)
+        return obs[0], {}
 
     def step(self, action):
-        if self._obs is None:
-            raise ValueError("step() called before reset()")
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != self.action_space.shape:
-            raise ValueError(f"{self.learner}: action has shape {action.shape}, expected {self.action_space.shape}")
-        if not np.all(np.isfinite(action)):
-            raise ValueError(f"{self.learner}: action must be finite, got {action.tolist()}")
-        actions = {a: p.act(self._obs[a], a) for a, p in self.opponents.items()}
-        actions[self.learner] = self.spec_game.action_from_unit(action) if self.normalized else action
-        obs, rewards, terms, truncs, infos = self.game.step(actions)
-        info = infos[self.learner]
-        reward = rewards[self.learner] if self.reward == "utility" else info["gain"]
-        return self._observe(obs), float(reward), bool(terms[self.learner]), bool(truncs[self.learner]), info
+        obs, reward, terminated, truncated, infos = self.view.step(np.asarray(action)[None])
+        info = {k: (v if k == "round" else v[0]) for k, v in infos.items()}
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def close(self):
         self.game.close()
+
+
+class BestResponseVecEnv(VecEnv):
+    """The learner's view of ``n_envs`` lock-step instances of the batched game, as an SB3 ``VecEnv``.
+
+    Same arguments, spaces, rewards and episode end as :class:`BestResponseEnv`. All instances
+    end together; they are then reset at once (SB3's auto-reset), with the last observation in
+    ``infos[k]["terminal_observation"]`` and ``"TimeLimit.truncated"`` set on truncation only.
+    ``seed(s)`` (SB3 calls it) makes the next reset draw instance k with seed ``s + k``.
+    ``types=(values (n_envs, N, M), demands (n_envs, T, N, M))`` plays these profiles, instance k
+    the k-th, in every episode (``n_envs`` is then their number).
+    """
+
+    def __init__(self, game=None, n_envs: int = 16, learner: str = "agent_0",
+                 opponents: Mapping[str, Policy] | Policy | None = None, reward: str = "utility",
+                 normalized: bool = True, types: tuple[np.ndarray, np.ndarray] | None = None):
+        self._given_types = None
+        if types is not None:
+            self._given_types = {"values": np.asarray(types[0]), "demands": np.asarray(types[1])}
+            n_envs = len(self._given_types["values"])
+        self.game = BatchedSequentialAllocation(n_envs, **game_kwargs(game))
+        self.view = LearnerView(self.game, learner, opponents, reward, normalized)
+        obs_space, act_space = self.view.spaces(self.game.observation_space, self.game.action_space)
+        self.render_mode = None
+        super().__init__(self.game.n_envs, obs_space, act_space)
+        self._rng = np.random.default_rng()
+        self._actions: np.ndarray | None = None
+
+    def reset(self):
+        seeds = None if self._seeds[0] is None else list(self._seeds)
+        if seeds is not None:
+            self._rng = np.random.default_rng(seeds[0])
+        obs = self.view.reset(seeds, int(self._rng.integers(0, 2**31 - 1)), self._given_types)
+        self._reset_seeds()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        obs, reward, terminated, truncated, own = self.view.step(self._actions)
+        done = terminated | truncated
+        infos = [{"gain": g} for g in own["gain"]]
+        if done.all():
+            for k, info in enumerate(infos):
+                info.update(terminal_observation=obs[k], **{"TimeLimit.truncated": bool(truncated[k] and not terminated[k])})
+                info["episode"] = {"r": float(own["cumulative_gain" if self.view.reward == "gain" else
+                                                  "cumulative_utility"][k]), "l": int(own["round"]) + 1}
+            obs = self.reset()
+        return obs, reward.astype(np.float32), done, infos
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name, indices=None):
+        return [getattr(self, attr_name)] * len(list(self._get_indices(indices)))
+
+    def set_attr(self, attr_name, value, indices=None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
+        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None):
+        return [False] * len(list(self._get_indices(indices)))

@@ -59,16 +59,15 @@ def nash_conv(game, policies: Mapping[str, Policy] | Policy, profiles: int = 200
     if not search and rl_oracle is None:
         raise ValueError("nash_conv needs an oracle: search=True and/or an rl_oracle")
     kwargs = game_kwargs(game)
-    if types is not None:
-        values, demands = (np.asarray(t, dtype=np.float64) for t in types)
-        if values.ndim != 3:
-            raise ValueError(f"types must be (values (P, N, M), demands (P, T, N, M)), got values {values.shape}")
-        profiles = values.shape[0]
-        options = {"values": values, "demands": demands}
-    else:
+    if types is None:
         if isinstance(profiles, bool) or not isinstance(profiles, (int, np.integer)) or profiles < 1:
             raise ValueError(f"profiles must be an integer >= 1, got {profiles!r}")
-        options = None
+        types = profile_types(kwargs, profiles, seed)
+    values, demands = (np.asarray(t, dtype=np.float64) for t in types)
+    if values.ndim != 3:
+        raise ValueError(f"types must be (values (P, N, M), demands (P, T, N, M)), got values {values.shape}")
+    profiles = values.shape[0]
+    options = {"values": values, "demands": demands}
     benv = BatchedSequentialAllocation(profiles, **kwargs)
     spec = GameSpec.of(benv)
     profile = profile_for(benv, policies)
@@ -102,7 +101,7 @@ def nash_conv(game, policies: Mapping[str, Policy] | Policy, profiles: int = 200
     if rl_oracle is not None:
         for i in deviators:
             others = {a: p for k, (a, p) in enumerate(zip(spec.agents, profile)) if k != i}
-            learned = rl_oracle.train(kwargs, spec.agents[i], others)
+            learned = rl_oracle.train(kwargs, spec.agents[i], others, types=(values, demands))
             rl_gain = value_of(i, learned)[:, i] - on_policy[:, i]
             gains[:, i] = np.maximum(gains[:, i], rl_gain) if search else rl_gain
         labels.append(rl_oracle.label)

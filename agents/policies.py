@@ -291,7 +291,7 @@ def profile_for(game, policies: Mapping[str, Policy] | Policy) -> list[Policy]:
     return [bind(policies[a], game) for a in agents]
 
 
-def _log_distance(report: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def log_distance(report: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum over the last axis of ``|log report - log truth|`` where truth > 0, and the count."""
     positive = truth > 0
     with np.errstate(divide="ignore"):
@@ -318,7 +318,7 @@ def rollout(game, policies: Mapping[str, Policy] | Policy, episodes: int = 1, se
         return _rollout_batched(game, profile, seed, options)
     if not isinstance(game, SequentialAllocationEnv):
         raise ValueError(f"game must be a SequentialAllocationEnv or BatchedSequentialAllocation, got {type(game).__name__}")
-    results = [_rollout_batched(_SingleAsBatch(game), profile, None if seed is None else seed + k, options)
+    results = [_rollout_batched(SingleAsBatch(game), profile, None if seed is None else seed + k, options)
                for k in range(episodes)]
     return RolloutResult(*(np.concatenate([getattr(r, f) for r in results]) for f in
                            ("utility", "truthful_utility", "report_distance")))
@@ -341,17 +341,19 @@ def _rollout_batched(game, profile: list[Policy], seed: int | None, options: dic
         actions = np.stack([p.act(obs[:, i], a) for i, (p, a) in enumerate(zip(profile, agents))], axis=1)
         obs, _, terminated, truncated, infos = game.step(actions)
         if infos["round"] == 0:
-            s, c = _log_distance(infos["reported_values"], true_v)
+            s, c = log_distance(infos["reported_values"], true_v)
             dist_sum, dist_count = dist_sum + s, dist_count + c
-        s, c = _log_distance(infos["reported_demands"], infos["true_demands"])
+        s, c = log_distance(infos["reported_demands"], infos["true_demands"])
         dist_sum, dist_count = dist_sum + s, dist_count + c
         done = bool(np.all(terminated | truncated))
     return RolloutResult(infos["cumulative_utility"].copy(), infos["cumulative_truthful_utility"].copy(),
                          dist_sum / np.maximum(dist_count, 1))
 
 
-class _SingleAsBatch:
-    """A ``SequentialAllocationEnv`` seen through the batched env's array interface (one instance)."""
+class SingleAsBatch:
+    """A ``SequentialAllocationEnv`` seen through the batched env's array interface (one instance):
+    ``reset(seed, options)``, ``step(actions (1, N, act_dim))`` and ``true_values`` as in
+    ``BatchedSequentialAllocation``, stepping the PettingZoo env itself."""
 
     def __init__(self, env: SequentialAllocationEnv):
         self.env = env
