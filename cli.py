@@ -8,10 +8,48 @@ import sys
 def _demo(args) -> None:
     from .baselines.demo import format_table, run_demo
 
-    rows = run_demo(args.out, profiles=args.profiles, horizon=args.horizon, seed=args.seed)
+    rows = run_demo(args.out, profiles=args.profiles, horizon=args.horizon, seed=args.seed,
+                    ppo_timesteps=args.ppo_timesteps)
     print(format_table(rows))
-    print(f"\nexploitability oracle: {rows[0]['oracle']}")
+    print(f"\none-shot exploitability oracle: {rows[0]['oracle']}")
+    print(f"full exploitability: full_best_response, default ScalingMisreports; PPO: trained on the profiles, "
+          f"{args.ppo_timesteps} timesteps per agent")
+
     print(f"wrote {args.out}/summary.csv, summary.json and summary.png")
+
+
+def _exploit(args) -> None:
+    from .baselines.exploit import exploitability, write_exploit
+
+    setting = {k: v for k, v in vars(args).items() if k not in ("func", "command", "out")}
+    estimate, game = exploitability(args.mechanism, args.one_shot, args.oracle, args.mode, args.agents, args.resources,
+                                    args.horizon, args.profiles, args.seed, args.timesteps, args.train_on)
+    write_exploit(args.out, estimate, {**setting, "game": game})
+    print(f"{args.mode if args.mechanism != 'one-shot' else 'one-shot'} exploitability of "
+          f"{args.mechanism}({args.one_shot}), mean over agents: {estimate}")
+    print("per agent: " + ", ".join(f"{m:.4g} ± {c:.2g}" for m, c in zip(estimate.per_agent, estimate.per_agent_ci)))
+    print(f"wrote {args.out}/exploit.json and exploit.csv")
+
+
+def _train(args) -> None:
+    from .agents.dynamics import hedge_dynamics, ppo_dynamics
+    from .baselines.exploit import game_for
+
+    game = game_for(args.mechanism, args.one_shot, args.agents, args.resources, args.horizon)
+    if args.algo == "hedge":
+        history = hedge_dynamics(game, iterations=args.iterations, profiles=args.profiles, seed=args.seed,
+                                 out=args.out, resume=args.resume)
+    elif args.algo in ("ppo-best-response", "independent-ppo"):
+        learners = ["agent_0"] if args.algo == "ppo-best-response" else None
+        history = ppo_dynamics(game, learners, rounds=args.rounds, timesteps_per_round=args.timesteps,
+                               eval_profiles=args.profiles, seed=args.seed, out=args.out, resume=args.resume)
+    else:
+        raise ValueError(f"algo must be ppo-best-response, independent-ppo or hedge, got {args.algo!r}")
+    last = history[-1]
+    print(f"{args.algo} after {last['timesteps']} (per agent): report distance {last['report_distance']:.4f}, "
+          f"NSW {last['nsw']:.4f} (truthful {last['truthful_nsw']:.4f}), "
+          f"NashConv {last['nash_conv']:.4g} ± {last['nash_conv_ci']:.2g}")
+    print(f"wrote {args.out}/history.csv, history.png and checkpoint.json")
 
 
 def _list(args) -> None:
@@ -21,7 +59,13 @@ def _list(args) -> None:
     for name in one_shot_names():
         print(f"  {name:<14} {make_one_shot(name).description}")
     print("sequential meta-mechanisms: sama, independent")
-    print("oracles: grid, random, gradient")
+    from .baselines.exploit import ORACLES
+    from .envs import ENV_IDS
+
+    print("games (PettingZoo ids): " + ", ".join(ENV_IDS))
+    print("best-response oracles (mechzoo exploit --oracle):")
+    for name, what in ORACLES.items():
+        print(f"  {name:<14} {what}")
 
 
 def _reproduce(args) -> None:
@@ -41,6 +85,8 @@ def main(argv=None) -> int:
     demo.add_argument("--profiles", type=int, default=200, help="type profiles drawn (default: 200)")
     demo.add_argument("--horizon", type=int, default=10, help="rounds T (default: 10)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--ppo-timesteps", type=int, default=20_000,
+                      help="PPO best response training budget per agent (0 skips it; default: 20000)")
     demo.set_defaults(func=_demo)
     rep = sub.add_parser("reproduce", help="reproduce a published table or figure beside the paper's numbers "
                          "(docs/reproductions.md)")
@@ -53,6 +99,37 @@ def main(argv=None) -> int:
     rep.add_argument("--address", default=None, help="Ray cluster address (backend ray; default: a local one)")
     rep.add_argument("--resume", action="store_true", help="skip the configurations already in the checkpoint")
     rep.set_defaults(func=_reproduce)
+    exp = sub.add_parser("exploit", help="exploitability of a mechanism by a best-response oracle, with a 95%% CI")
+    exp.add_argument("--mechanism", default="sama", help="sama, independent or one-shot (default: sama)")
+    exp.add_argument("--one-shot", default="pf", help="one-shot rule f (default: pf; see `mechzoo list`)")
+    exp.add_argument("--oracle", default="scaling", help="grid, random, gradient (one-shot), scaling (sequential) "
+                     "or ppo (default: scaling)")
+    exp.add_argument("--mode", default="full", help="full or online (sequential; default: full)")
+    exp.add_argument("--agents", type=int, default=2)
+    exp.add_argument("--resources", type=int, default=2)
+    exp.add_argument("--horizon", type=int, default=10)
+    exp.add_argument("--profiles", type=int, default=200)
+    exp.add_argument("--seed", type=int, default=0)
+    exp.add_argument("--timesteps", type=int, default=50_000, help="ppo: training timesteps per agent")
+    exp.add_argument("--train-on", default="profiles", help="ppo: profiles (ex post, default) or distribution")
+    exp.add_argument("--out", default="results/exploit", help="output folder (default: results/exploit)")
+    exp.set_defaults(func=_exploit)
+    trn = sub.add_parser("train", help="train strategic agents (PPO best response, independent PPO, Hedge) and "
+                         "record reports, welfare and NashConv")
+    trn.add_argument("--algo", default="hedge", help="ppo-best-response, independent-ppo or hedge (default: hedge)")
+    trn.add_argument("--mechanism", default="sama", help="sama, independent or one-shot (default: sama)")
+    trn.add_argument("--one-shot", default="pf")
+    trn.add_argument("--agents", type=int, default=2)
+    trn.add_argument("--resources", type=int, default=2)
+    trn.add_argument("--horizon", type=int, default=10)
+    trn.add_argument("--rounds", type=int, default=5, help="PPO: training rounds (default: 5)")
+    trn.add_argument("--timesteps", type=int, default=10_000, help="PPO: timesteps per agent per round")
+    trn.add_argument("--iterations", type=int, default=100, help="Hedge: updates (default: 100)")
+    trn.add_argument("--profiles", type=int, default=64, help="Hedge: profiles per update; PPO: evaluation profiles")
+    trn.add_argument("--seed", type=int, default=0)
+    trn.add_argument("--out", default="results/train", help="output folder (default: results/train)")
+    trn.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.json")
+    trn.set_defaults(func=_train)
     lst = sub.add_parser("list", help="list mechanisms and oracles")
     lst.set_defaults(func=_list)
     args = parser.parse_args(argv)
