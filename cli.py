@@ -12,8 +12,8 @@ def _demo(args) -> None:
                     ppo_timesteps=args.ppo_timesteps)
     print(format_table(rows))
     print(f"\none-shot exploitability oracle: {rows[0]['oracle']}")
-    print(f"full exploitability: full_best_response, default ScalingMisreports; PPO: trained on the profiles, "
-          f"{args.ppo_timesteps} timesteps per agent")
+    print(f"full exploitability: full_best_response, default ScalingMisreports; PPO (agent_0): trained on the "
+          f"profiles, {args.ppo_timesteps} timesteps")
 
     print(f"wrote {args.out}/summary.csv, summary.json and summary.png")
 

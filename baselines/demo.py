@@ -8,8 +8,9 @@
 3. Full exploitability of each sequential mechanism (SAMA paper §2) on the same profiles: each
    agent's best scaled-truth misreport of its values and whole demand sequence
    (``full_best_response``), others truthful.
-4. A short PPO best response against SAMA(PF) (``PPOBestResponse``, trained on the profiles,
-   others truthful): the gain its learned policy achieves over truthful play.
+4. A short PPO best response of agent_0 against SAMA(PF) (``PPOBestResponse``, trained on the
+   profiles, others truthful): the gain its learned policy achieves over truthful play, next to
+   agent_0's search-oracle gain on the same profiles.
 Writes ``summary.csv``, ``summary.json`` and ``summary.png`` to the output folder.
 """
 from __future__ import annotations
@@ -70,15 +71,18 @@ def run_demo(out_dir: str | Path = "results/demo", profiles: int = 200, horizon:
         rows.append({"mechanism": mech.name, "nsw_mean": res.nsw.mean(), "nsw_std": res.nsw.std(),
                      "efficiency_mean": res.efficiency.mean(), "efficiency_std": res.efficiency.std(),
                      "full_exploitability": est.mean, "full_exploitability_ci95": est.mean_ci,
-                     "ppo_gain": float("nan"), "ppo_gain_ci95": float("nan"), "ppo_train_seconds": float("nan")})
+                     "full_gain_agent_0": est.per_agent[0], "full_gain_agent_0_ci95": est.per_agent_ci[0],
+                     "ppo_gain_agent_0": float("nan"), "ppo_gain_agent_0_ci95": float("nan"),
+                     "ppo_train_seconds": float("nan")})
     if ppo_timesteps:
         ppo = PPOBestResponse(ppo_timesteps, seed=seed, train_on="profiles")
         with tqdm(total=1, desc="PPO best response vs sama(pf)") as bar:
             result = ppo.best_response(dict(n_agents=n_agents, n_resources=n_resources, horizon=horizon,
-                                            budget=budget), types=(values, demands))
+                                            budget=budget), types=(values, demands), agents=[0])
             bar.update()
         est = summarize_gains(result.gain, result.oracle)
-        rows[0].update(ppo_gain=est.mean, ppo_gain_ci95=est.mean_ci, ppo_train_seconds=result.train_seconds)
+        rows[0].update(ppo_gain_agent_0=est.per_agent[0], ppo_gain_agent_0_ci95=est.per_agent_ci[0],
+                       ppo_train_seconds=result.train_seconds)
     one_shot_v, one_shot_x = values, demands[:, 0]
     oracle = GridOracle(grid_points)
     for name in tqdm(["pf", "pa"], desc="one-shot exploitability"):
@@ -113,10 +117,12 @@ def _write(out: Path, rows: list[dict], setting: dict) -> None:
     ax.set_title("one-shot exploitability of f (b = N/2)")
     ax = axes[3]
     ax.bar(names, [r["full_exploitability"] for r in rows], yerr=[r["full_exploitability_ci95"] for r in rows],
-           capsize=3, color="tab:purple", label="scaled-truth search")
-    if np.isfinite(rows[0]["ppo_gain"]):
-        ax.errorbar([names[0]], [rows[0]["ppo_gain"]], yerr=[rows[0]["ppo_gain_ci95"]], fmt="o", color="black",
-                    capsize=3, label="PPO best response")
+           capsize=3, color="tab:purple", label="scaled-truth search (mean over agents)")
+    if np.isfinite(rows[0]["ppo_gain_agent_0"]):
+        ax.errorbar([names[0]], [rows[0]["full_gain_agent_0"]], yerr=[rows[0]["full_gain_agent_0_ci95"]], fmt="s",
+                    color="tab:gray", capsize=3, label="search, agent_0")
+        ax.errorbar([names[0]], [rows[0]["ppo_gain_agent_0"]], yerr=[rows[0]["ppo_gain_agent_0_ci95"]], fmt="o",
+                    color="black", capsize=3, label="PPO best response, agent_0")
     ax.set_title("full exploitability (others truthful)")
     ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize=8)
@@ -130,11 +136,12 @@ def _write(out: Path, rows: list[dict], setting: dict) -> None:
 def format_table(rows: list[dict]) -> str:
     """The demo's rows as a text table."""
     lines = [f"{'mechanism':<18} {'NSW':>16} {'efficiency %':>16} {'one-shot expl. of f':>24} "
-             f"{'full expl. (search)':>22} {'PPO gain':>20}"]
+             f"{'full expl. (search)':>22} {'agent_0: search / PPO gain':>30}"]
     for r in rows:
-        ppo = f"{r['ppo_gain']:9.2e} ± {r['ppo_gain_ci95']:.1e}" if np.isfinite(r["ppo_gain"]) else ""
+        ppo = (f"{r['full_gain_agent_0']:.2e} / {r['ppo_gain_agent_0']:.2e} ± {r['ppo_gain_agent_0_ci95']:.1e}"
+               if np.isfinite(r["ppo_gain_agent_0"]) else "")
         lines.append(f"{r['mechanism']:<18} {r['nsw_mean']:8.3f} ± {r['nsw_std']:<5.2f} "
                      f"{100 * r['efficiency_mean']:8.2f} ± {100 * r['efficiency_std']:<5.2f} "
                      f"{r['one_shot_exploitability']:13.2e} ± {r['one_shot_exploitability_ci95']:.1e} "
-                     f"{r['full_exploitability']:11.2e} ± {r['full_exploitability_ci95']:.1e} {ppo:>20}")
+                     f"{r['full_exploitability']:11.2e} ± {r['full_exploitability_ci95']:.1e} {ppo:>30}")
     return "\n".join(lines)

@@ -17,8 +17,9 @@ def test_demo_writes_table_and_plot(tmp_path, capsys):
     assert all(0 < r["efficiency_mean"] <= 1 for r in rows)
     assert all(r["full_exploitability"] >= 0 for r in rows)
     assert rows[0]["full_exploitability"] > 0  # SAMA(PF) is manipulable over the horizon
-    assert math.isfinite(rows[0]["ppo_gain"]) and rows[0]["ppo_train_seconds"] > 0
-    assert all(math.isnan(r["ppo_gain"]) for r in rows[1:])
+    assert math.isfinite(rows[0]["ppo_gain_agent_0"]) and rows[0]["ppo_train_seconds"] > 0
+    assert rows[0]["full_gain_agent_0"] >= 0
+    assert all(math.isnan(r["ppo_gain_agent_0"]) for r in rows[1:])
     assert summary["setting"]["ppo_oracle"].startswith("ppo(total_timesteps=64")
     assert "sama(pf)" in capsys.readouterr().out
 
