@@ -43,9 +43,9 @@ DEGENERATE_TOL = 1e-18
 
 
 @njit(cache=True, error_model="numpy")
-def _cholesky_solve(S, t, L, y):
-    """Solve ``S y = t`` for a small symmetric positive-definite ``S``, using ``L`` as workspace."""
-    k = t.shape[0]
+def _cholesky_factor(S, L):
+    """Lower Cholesky factor ``L`` of a small symmetric positive-definite ``S`` (k x k)."""
+    k = S.shape[0]
     for i in range(k):
         for j in range(i + 1):
             acc = S[i, j]
@@ -55,6 +55,12 @@ def _cholesky_solve(S, t, L, y):
                 L[i, i] = np.sqrt(max(acc, 1e-300))
             else:
                 L[i, j] = acc / L[j, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _cholesky_solve(L, t, y):
+    """Solve ``L L^T y = t`` given the Cholesky factor ``L``."""
+    k = t.shape[0]
     for i in range(k):
         acc = t[i]
         for p in range(i):
@@ -92,26 +98,41 @@ def _block_inverse(dinv, vh, rho, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _newton_direction(blocks, sl_over_lam, rhs, e, S, L, t, dlam, da):
-    """Solve ``P da + D^T dlam = rhs``, ``D da - diag(sl/lam) dlam = e`` by Woodbury.
+def _factor_reduced_system(blocks, sl_over_lam, S, L):
+    """Cholesky factor ``L`` of the ``k x k`` matrix ``S = D P^{-1} D^T + diag(sl/lam)``.
 
-    ``blocks (n, k, k)`` are the blocks of ``P^{-1}``. Eliminating ``da`` gives the ``k x k``
-    system ``(D P^{-1} D^T + diag(sl/lam)) dlam = D P^{-1} rhs - e``, which stays well
-    conditioned as budget slacks vanish. Writes ``da (n, k)`` and ``dlam (k,)``.
+    ``blocks (n, k, k)`` are the blocks of ``P^{-1}``; the predictor and the corrector of an
+    iteration share this factor.
     """
-    n, k = rhs.shape
+    n, k = blocks.shape[0], blocks.shape[1]
     for c in range(k):
-        t[c] = -e[c]
         for c2 in range(k):
             S[c, c2] = sl_over_lam[c] if c == c2 else 0.0
     for i in range(n):
         for c in range(k):
-            acc = 0.0
             for c2 in range(k):
                 S[c, c2] += blocks[i, c, c2]
+    _cholesky_factor(S, L)
+
+
+@njit(cache=True, error_model="numpy")
+def _newton_direction(blocks, L, rhs, e, t, dlam, da):
+    """Solve ``P da + D^T dlam = rhs``, ``D da - diag(sl/lam) dlam = e`` by Woodbury.
+
+    Eliminating ``da`` gives ``S dlam = D P^{-1} rhs - e`` with ``S`` factored by
+    :func:`_factor_reduced_system` (``L``), which stays well conditioned as budget slacks
+    vanish. Writes ``da (n, k)`` and ``dlam (k,)``.
+    """
+    n, k = rhs.shape
+    for c in range(k):
+        t[c] = -e[c]
+    for i in range(n):
+        for c in range(k):
+            acc = 0.0
+            for c2 in range(k):
                 acc += blocks[i, c, c2] * rhs[i, c2]
             t[c] += acc
-    _cholesky_solve(S, t, L, dlam)
+    _cholesky_solve(L, t, dlam)
     for i in range(n):
         for c in range(k):
             acc = 0.0
@@ -275,6 +296,7 @@ def _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, cautious):
         _block_inverse(dinv, vh, rho, blocks)
         for c in range(k):
             sl_over_lam[c] = sl[c] / lam[c]
+        _factor_reduced_system(blocks, sl_over_lam, S, L)
         # Predictor (affine scaling), then corrector (centring plus second-order terms; none
         # for eta * s = w, whose correction can drive eta through zero and stall the method).
         q_mu[:, :] = c_mu
@@ -289,7 +311,7 @@ def _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, cautious):
                                  + (q_nu[i, c] - nu[i, c] * r_up[i, c]) / up[i, c]) if act[i, c] else 0.0
             for c in range(k):
                 e[c] = q_lam[c] / lam[c] - r_sl[c]
-            _newton_direction(blocks, sl_over_lam, rhs, e, S, L, t, dlam, da)
+            _newton_direction(blocks, L, rhs, e, t, dlam, da)
             for c in range(k):
                 dsl[c] = -r_sl[c]
             for i in range(n):
