@@ -28,6 +28,9 @@ from typing import Mapping
 
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from tqdm import tqdm
 
 from ..envs import SequentialAllocationEnv
 from .policies import GameSpec
@@ -103,16 +106,34 @@ def selfplay_vec_env(game: SequentialAllocationEnv | Mapping | None = None, n_en
     return vec
 
 
+class TqdmCallback(BaseCallback):
+    """A tqdm bar over the slot steps of one ``learn`` call."""
+
+    def __init__(self, total: int, desc: str = "PPO self-play"):
+        super().__init__()
+        self.total, self.desc = total, desc
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, desc=self.desc)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
 def train_selfplay(game: SequentialAllocationEnv | Mapping | None = None, total_timesteps: int = 20_000,
-                   seed: int = 0, n_envs: int = 4, ppo_kwargs: dict | None = None, model=None):
+                   seed: int = 0, n_envs: int = 4, ppo_kwargs: dict | None = None, model=None,
+                   progress: bool = False):
     """Train one PPO policy shared by every agent of ``game`` for ``total_timesteps`` slot steps.
 
     ``ppo_kwargs`` go to ``stable_baselines3.PPO`` (default ``n_steps=64``, ``batch_size=64``);
     ``model``: continue training a PPO model from an earlier call (e.g. loaded from a checkpoint)
-    instead of creating one. Returns the model; ``SB3Policy(model)`` plays it in the game (every agent the same policy).
+    instead of creating one. ``progress`` shows a tqdm bar. Returns the model; ``SB3Policy(model)``
+    plays it in the game (every agent the same policy).
     """
-    from stable_baselines3 import PPO
-
     if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)) or total_timesteps < 1:
         raise ValueError(f"total_timesteps must be an integer >= 1, got {total_timesteps!r}")
     env = selfplay_vec_env(game, n_envs=n_envs, seed=seed)
@@ -122,7 +143,8 @@ def train_selfplay(game: SequentialAllocationEnv | Mapping | None = None, total_
     else:
         model.set_env(env)
         model.set_random_seed(seed)
-    model.learn(total_timesteps, reset_num_timesteps=False)
+    model.learn(total_timesteps, reset_num_timesteps=False,
+                callback=TqdmCallback(total_timesteps) if progress else None)
     env.close()
     return model
 

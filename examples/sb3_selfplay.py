@@ -37,7 +37,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     game = dict(n_agents=2, n_resources=2, horizon=args.horizon, meta="sama", one_shot="pf")
     model = PPO.load(out / "model.zip") if args.resume else None
-    model = train_selfplay(game, total_timesteps=args.timesteps, seed=args.seed, n_envs=args.n_envs, model=model)
+    model = train_selfplay(game, total_timesteps=args.timesteps, seed=args.seed, n_envs=args.n_envs, model=model,
+                           progress=True)
     model.save(out / "model.zip")
 
     policy = SB3Policy(model)
