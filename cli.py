@@ -77,6 +77,27 @@ def _reproduce(args) -> None:
         print(f"wrote {', '.join(str(path) for path in report.files)}")
 
 
+def _train_mechanism(args) -> None:
+    import shlex
+
+    import torch
+
+    from .agents.mechanism_training import TrainingConfig, train_mechanism
+
+    torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
+    options = {k: getattr(args, k) for k in ("data", "steps", "batch_size", "train_size", "lr", "dual_lr", "epsilon",
+                                             "inner_steps", "checkpoint_every", "seed") if getattr(args, k) is not None}
+    config = TrainingConfig(architecture=args.architecture.replace("-", "_"), n_agents=args.agents,
+                            n_resources=args.resources, **options)
+    out = args.out or f"results/{config.architecture}_{args.agents}x{args.resources}_{args.data}"
+    flags = [f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in vars(args).items()
+             if k not in ("command", "func", "architecture", "resume") and v is not None]
+    command = " ".join(["mechzoo train-mechanism", args.architecture, *flags] + (["--resume"] if args.resume else []))
+    train_mechanism(config, out, resume=args.resume, command=command)
+    print(f"wrote {out}/{config.architecture}_{args.agents}x{args.resources}.pt, history.csv, "
+          "training.png and record.json")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="mechzoo", description="Allocation mechanisms without money as games.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +151,26 @@ def main(argv=None) -> int:
     trn.add_argument("--out", default="results/train", help="output folder (default: results/train)")
     trn.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.json")
     trn.set_defaults(func=_train)
+    train = sub.add_parser("train-mechanism", help="train RPF-Net, ExS-Net or the softmax network (Algorithm 1); "
+                           "unset options take TrainingConfig's defaults (docs/learned_mechanisms.md)")
+    train.add_argument("architecture", choices=["rpf-net", "exs-net", "softmax-net"])
+    train.add_argument("--agents", type=int, required=True, help="N")
+    train.add_argument("--resources", type=int, required=True, help="M")
+    train.add_argument("--data", choices=["paper", "perturbed", "adversarial"], default="paper",
+                       help="training distribution: (17), (18) or (19) of the RPF-Net paper (default: paper)")
+    train.add_argument("--out", default=None, help="output folder (default: results/<arch>_<N>x<M>_<data>)")
+    train.add_argument("--steps", type=int, help="outer iterations K")
+    train.add_argument("--batch-size", type=int, help="minibatch size s")
+    train.add_argument("--train-size", type=int, help="training samples L")
+    train.add_argument("--lr", type=float, help="Adam step on the weights (alpha)")
+    train.add_argument("--dual-lr", type=float, help="dual step (beta)")
+    train.add_argument("--epsilon", type=float, help="exploitability target")
+    train.add_argument("--inner-steps", type=int, help="misreport ascent steps per outer step")
+    train.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    train.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    train.add_argument("--seed", type=int)
+    train.set_defaults(func=_train_mechanism)
     lst = sub.add_parser("list", help="list mechanisms and oracles")
     lst.set_defaults(func=_list)
     args = parser.parse_args(argv)

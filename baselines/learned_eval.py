@@ -14,12 +14,17 @@ time of one batched ``allocate`` call on the test set, as a ratio to ExS-Net.
 
 Results go to ``table.csv``, ``table.json`` and ``table.png`` in ``--out``; each mechanism's row
 is saved as soon as it is done, so a rerun resumes where the last one stopped.
+
+``--ship RUN_DIR ...`` copies the weights of finished training runs into ``mechanisms/weights/``
+and records their commands, training times and a check value (mean NSW on a fixed test set,
+which ``tests/test_learned.py`` re-computes) in ``mechanisms/weights/manifest.json``.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -33,7 +38,7 @@ from tqdm import tqdm  # noqa: E402
 
 from ..agents.mechanism_training import training_data  # noqa: E402
 from ..agents.oracles import GradientOracle, ReportSpace  # noqa: E402
-from ..mechanisms.learned import load_model  # noqa: E402
+from ..mechanisms.learned import WEIGHTS_DIR, load_model  # noqa: E402
 from ..mechanisms.registry import make_one_shot  # noqa: E402
 from ..mechanisms.utility import utility  # noqa: E402
 from ..metrics import efficiency, nash_social_welfare, one_shot_exploitability  # noqa: E402
@@ -49,6 +54,7 @@ PAPER_TABLE1 = {
 }
 PAPER_TABLE2_INFERENCE = {"pf": 40.1, "pa": 310.0, "exs_net": 1.0, "rpf_net": 114.5}
 MIXTURE_RHO = 0.5
+CHECK_PROFILES, CHECK_SEED = 64, 0  # the fixed test set of the shipped weights' check values
 
 
 def evaluate_mechanism(label: str, mechanism, values, demands, budget, oracle: GradientOracle) -> dict:
@@ -145,6 +151,46 @@ def format_table(rows: list[dict], paper: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def inference_times(names: list[str], n_agents: int, n_resources: int, profiles: int = 1000, repeats: int = 5,
+                    seed: int = 12345) -> dict[str, float]:
+    """Best of ``repeats`` wall-clock times (s) of one batched ``allocate`` on ``profiles`` test profiles."""
+    values, demands, budget = training_data("paper", np.random.default_rng(seed), profiles, n_agents, n_resources)
+    times = {}
+    for name in tqdm(names, desc="inference time"):
+        mechanism = make_one_shot(name)
+        mechanism.allocate(values[:2], demands[:2], budget[:2])  # load weights / compile outside the clock
+        best = np.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            mechanism.allocate(values, demands, budget)
+            best = min(best, time.perf_counter() - start)
+        times[name] = best
+    return times
+
+
+def ship(run_dirs: list[str | Path], weights_dir: Path = WEIGHTS_DIR) -> dict:
+    """Copy each run's ``{arch}_{N}x{M}.pt`` into ``weights_dir`` and update ``manifest.json``."""
+    manifest_path = weights_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest.setdefault("nsw_check", {})
+    manifest.setdefault("weights", {})
+    for run in map(Path, run_dirs):
+        record = json.loads((run / "record.json").read_text())
+        config = record["config"]
+        n, m = config["n_agents"], config["n_resources"]
+        name = f"{config['architecture']}_{n}x{m}"
+        shutil.copyfile(run / f"{name}.pt", weights_dir / f"{name}.pt")
+        values, demands, budget = training_data("paper", np.random.default_rng(CHECK_SEED), CHECK_PROFILES, n, m)
+        alloc = make_one_shot(config["architecture"], weights_path=weights_dir / f"{name}.pt").allocate(
+            values, demands, budget)
+        manifest["weights"][f"{name}.pt"] = {k: record[k] for k in ("command", "steps_done", "train_seconds")}
+        manifest["nsw_check"][name] = {
+            "architecture": config["architecture"], "n_agents": n, "n_resources": m, "seed": CHECK_SEED,
+            "profiles": CHECK_PROFILES, "nsw": float(nash_social_welfare(utility(values, demands, alloc)).mean())}
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--agents", type=int, default=2)
@@ -159,8 +205,19 @@ def main(argv=None) -> None:
     parser.add_argument("--extra", nargs="*", default=[], metavar="LABEL=FILE.pt",
                         help="further trained weights to evaluate (e.g. rpf_net (perturbed data)=path.pt)")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--ship", nargs="*", metavar="RUN_DIR", help="ship these training runs' weights and exit")
+    parser.add_argument("--timing", action="store_true",
+                        help="only time inference of --mechanisms (best of 5, 1000 profiles), relative to exs_net")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.timing:
+        times = inference_times(args.mechanisms, args.agents, args.resources)
+        for name, seconds in times.items():
+            print(f"{name:<12} {seconds * 1e3:10.2f} ms   x{seconds / times.get('exs_net', np.nan):8.1f} of exs_net")
+        return
+    if args.ship:
+        print(json.dumps(ship(args.ship), indent=2))
+        return
     mechanisms: dict[str, object] = {name: name for name in args.mechanisms}
     for item in args.extra:
         label, _, path = item.partition("=")

@@ -1,0 +1,177 @@
+"""Learned mechanisms: regularised PF layer, feasibility, gradients, shipped weights, training and resume."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from mechzoo.agents.mechanism_training import TrainingConfig, train_mechanism, training_data
+from mechzoo.agents.oracles import GradientOracle
+from mechzoo.cli import main as cli_main
+from mechzoo.envs import OneShotAllocationEnv
+from mechzoo.mechanisms import SAMA, Independent, is_feasible, kkt_residual, make_one_shot, solve_proportional_fairness
+from mechzoo.mechanisms.learned import WEIGHTS_DIR, load_model
+from mechzoo.mechanisms.learned_nets import ARCHITECTURES, MechanismNet
+from mechzoo.mechanisms.pf_grad import proportional_fairness_torch
+from mechzoo.mechanisms.pf_reference import proportional_fairness_reference
+from mechzoo.mechanisms.utility import utility
+from mechzoo.metrics import nash_social_welfare
+from test_pf_grad import central_difference
+
+MANIFEST = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
+
+
+def untrained(architecture, n=2, m=2, seed=0):
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return MechanismNet(architecture, n, m, hidden=16, layers=2)
+
+
+def test_regularised_pf_matches_reference_and_kkt():
+    rng = np.random.default_rng(1)
+    v = rng.uniform(0.1, 1, (40, 3, 2))
+    x = rng.uniform(0.1, 1, (40, 3, 2)) * (rng.random((40, 3, 2)) < 0.7)
+    b, past = np.full(2, 1.5), rng.uniform(0, 0.2, (40, 3, 2)) * (rng.random((40, 3, 2)) < 0.3)
+    z = rng.exponential(1.0, (40, 3, 2)) * (rng.random((40, 3, 2)) < 0.7)
+    sol = solve_proportional_fairness(v, x, b, past, linear=z)
+    assert not sol.from_reference.any()
+    assert kkt_residual(v, x, b, sol, past, linear=z).max() <= 1e-8
+    ref = proportional_fairness_reference(v[:15], x[:15], b, past[:15], linear=z[:15])
+    np.testing.assert_allclose(sol.allocation[:15], ref, atol=2e-5)
+    # the linear term bites: some demands below cap on uncontested resources
+    assert (sol.allocation < x - 1e-6).any()
+    # zero linear term is plain PF, exactly
+    np.testing.assert_array_equal(solve_proportional_fairness(v, x, b, past, linear=np.zeros_like(z)).allocation,
+                                  solve_proportional_fairness(v, x, b, past).allocation)
+
+
+def test_negative_or_misshaped_linear_term_rejected():
+    v = x = np.ones((2, 2))
+    with pytest.raises(ValueError, match="linear must be non-negative"):
+        solve_proportional_fairness(v, x, np.ones(2), linear=-np.ones((2, 2)))
+    with pytest.raises(ValueError, match="linear must broadcast"):
+        solve_proportional_fairness(v, x, np.ones(2), linear=np.ones((3, 2)))
+
+
+def test_linear_term_gradient_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    v, x, z = rng.uniform(0.1, 1, (3, 2)), rng.uniform(0.3, 1, (3, 2)), rng.uniform(0, 1.5, (3, 2))
+    b, w = np.ones(2), rng.normal(size=(3, 2))
+    zt = torch.tensor(z, requires_grad=True)
+    (proportional_fairness_torch(v, x, b, linear=zt) * torch.tensor(w)).sum().backward()
+    fd = central_difference(lambda zz: (solve_proportional_fairness(v, x, b, linear=zz).allocation * w).sum(), z, 1e-6)
+    np.testing.assert_allclose(zt.grad.numpy(), fd, atol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_torch_path_gradient_matches_finite_differences(architecture):
+    """Gradient of an agent's true utility w.r.t. its reported values, through network and output layer."""
+    mech = make_one_shot(architecture, model=untrained(architecture, 2, 2, seed=4))
+    v = np.array([[0.9, 0.35], [0.5, 0.8]])
+    x = np.array([[0.8, 0.7], [0.9, 0.6]])
+    b = np.array([1.0, 1.0])
+    true_v = v.copy()
+
+    def score(reported):
+        return utility(true_v[0], x[0], mech.allocate(np.stack([reported, v[1]]), x, b)[0])
+
+    vt = torch.tensor(v[0], requires_grad=True)
+    alloc = mech.allocate_torch(torch.stack([vt, torch.tensor(v[1])]), x, b)[0]
+    (torch.tensor(true_v[0]) * torch.minimum(alloc, torch.tensor(x[0]))).sum().backward()
+    np.testing.assert_allclose(vt.grad.numpy(), central_difference(score, v[0].copy(), 1e-6), atol=1e-5)
+
+
+reports = hnp.arrays(np.float64, st.tuples(st.integers(1, 3), st.just(2), st.just(2)),
+                     elements=st.floats(0.0, 2.0, allow_subnormal=False))
+
+
+@settings(max_examples=25, deadline=None)
+@given(architecture=st.sampled_from(ARCHITECTURES), v=reports, data=st.data())
+def test_every_learned_mechanism_is_feasible(architecture, v, data):
+    shape = v.shape
+    x = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(0.0, 3.0, allow_subnormal=False)))
+    b = data.draw(hnp.arrays(np.float64, (shape[0], 2), elements=st.floats(0.0, 4.0, allow_subnormal=False)))
+    past = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(0.0, 1.0, allow_subnormal=False)))
+    mech = make_one_shot(architecture, model=untrained(architecture))
+    for bias in (None, past):
+        a = mech.allocate(v, x, b, bias)
+        assert a.shape == shape and np.isfinite(a).all()
+        assert is_feasible(a, x, b).all()
+
+
+@pytest.mark.parametrize("key", sorted(MANIFEST["nsw_check"]))
+def test_shipped_weights_give_documented_nsw(key):
+    check = MANIFEST["nsw_check"][key]
+    n, m = check["n_agents"], check["n_resources"]
+    values, demands, budget = training_data("paper", np.random.default_rng(check["seed"]), check["profiles"], n, m)
+    alloc = make_one_shot(check["architecture"]).allocate(values, demands, budget)
+    assert is_feasible(alloc, demands, budget).all()
+    nsw = nash_social_welfare(utility(values, demands, alloc)).mean()
+    assert nsw == pytest.approx(check["nsw"], rel=1e-6)
+
+
+def test_wrong_sizes_give_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="train-mechanism rpf-net --agents 3 --resources 4"):
+        make_one_shot("rpf_net").allocate(np.ones((3, 4)), np.ones((3, 4)), np.ones(4))
+    mech = make_one_shot("exs_net", model=untrained("exs_net", 2, 2))
+    with pytest.raises(ValueError, match=r"trained for \(N, M\) = \(2, 2\)"):
+        mech.allocate(np.ones((3, 2)), np.ones((3, 2)), np.ones(2))
+    with pytest.raises(ValueError, match="no weights file"):
+        make_one_shot("rpf_net", weights_path=tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="not a rpf_net"):
+        make_one_shot("rpf_net", model=untrained("exs_net"))
+
+
+def test_sama_and_independent_with_shipped_exs_net_are_feasible():
+    rng = np.random.default_rng(5)
+    values = rng.uniform(0.1, 1, (6, 2, 2))
+    demands = rng.uniform(0.1, 1, (6, 4, 2, 2)) * (rng.random((6, 4, 2, 2)) < 0.5)
+    budget = np.full(2, 2.0)
+    for meta in (SAMA("exs_net"), Independent("exs_net"), SAMA("rpf_net")):
+        alloc = meta.rollout(values, demands, budget)
+        assert (alloc >= 0).all() and (alloc <= demands + 1e-12).all()
+        assert (alloc.sum(axis=(-3, -2)) <= budget + 1e-9).all()
+
+
+def test_one_shot_game_and_gradient_oracle_accept_learned_mechanisms():
+    env = OneShotAllocationEnv(one_shot="rpf_net", n_agents=2, n_resources=2)
+    env.reset(seed=0)
+    _, rewards, _, _, infos = env.step({a: np.zeros(env.action_space(a).shape, np.float32) for a in env.agents})
+    assert all(np.isfinite(r) for r in rewards.values())
+    rng = np.random.default_rng(6)
+    values, demands, budget = training_data("paper", rng, 3, 2, 2)
+    best = GradientOracle(num_misreports=1, gd_iter=2, random_pool=4, seed=0).best_response(
+        "rpf_net", values, demands, budget)
+    assert best.gain.shape == (3, 2) and (best.gain >= 0).all()
+
+
+def small_config(**kw):
+    return TrainingConfig(**{**dict(architecture="rpf_net", steps=4, batch_size=4, train_size=16, hidden=16,
+                                    layers=2, inner_steps=1, checkpoint_every=2, seed=3), **kw})
+
+
+def test_training_resume_reproduces_an_uninterrupted_run(tmp_path):
+    straight = train_mechanism(small_config(), tmp_path / "a", progress=False)
+    train_mechanism(small_config(steps=2), tmp_path / "b", progress=False)
+    resumed = train_mechanism(small_config(), tmp_path / "b", resume=True, progress=False)
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), name
+    saved = load_model(str(tmp_path / "b" / "rpf_net_2x2.pt"))
+    assert all(torch.equal(p, q) for p, q in zip(saved.state_dict().values(), straight.state_dict().values()))
+    assert (tmp_path / "b" / "history.csv").read_text().count("\n") == 5  # header + 4 steps
+    with pytest.raises(ValueError, match="other settings"):
+        train_mechanism(small_config(lr=0.5), tmp_path / "b", resume=True, progress=False)
+
+
+def test_cli_trains_and_resumes(tmp_path):
+    args = ["train-mechanism", "exs-net", "--agents", "2", "--resources", "2", "--steps", "2", "--batch-size", "4",
+            "--train-size", "8", "--out", str(tmp_path)]
+    assert cli_main(args) == 0
+    assert cli_main([a if a != "2" or i != 7 else "3" for i, a in enumerate(args)] + ["--resume"]) == 0
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["steps_done"] == 3 and record["config"]["architecture"] == "exs_net"
+    assert (tmp_path / "training.png").is_file()
+    assert cli_main(["train-mechanism", "exs-net", "--agents", "0", "--resources", "2", "--out", str(tmp_path)]) == 2
