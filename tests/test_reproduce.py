@@ -13,7 +13,7 @@ from mechzoo.baselines.reproduce import (reproduce, rpf_figure1, rpf_table1_pf_p
 from mechzoo.baselines.reproduce_readings import RoundBudgetIndependent, linear_partial_allocation, sequential_mechanism
 from mechzoo.baselines.reproduce_report import chunk_sizes, monotone_claim, peak_claim
 from mechzoo.baselines.reproduce_rpf import figure1_claims, table1_claims
-from mechzoo.baselines.reproduce_sama import horizon_fit, sweep_claims, table_claims
+from mechzoo.baselines.reproduce_sama import default_one_shots, horizon_fit, sweep_claims, table_claims
 from mechzoo.cli import main
 
 TINY = ScalingMisreports(value_factors=(0.5, 1.0), demand_factors=(1.0, 1.5))
@@ -39,7 +39,7 @@ def test_rpf_figure1_reproduces_the_paper(tmp_path):
 
 def test_sama_tables_run_small_and_write_outputs(tmp_path):
     one = sama_table1(tmp_path / "t1", profiles=6, chunk_size=3, horizon=2, sensitivity_horizons=(1,),
-                      misreports=TINY, **QUIET)
+                      misreports=TINY, one_shots=("pf", "pa"), **QUIET)
     assert [row["mechanism"] for row in one.rows] == ["sama(pf)", "sama(pa)", "independent(pf)", "independent(pa)"]
     for row in one.rows:
         assert row["profiles"] == 6 and 0 <= row["efficiency"] <= 100 and row["exploitability"] >= 0
@@ -68,6 +68,12 @@ def test_sama_figures_and_rpf_table_run_small(tmp_path):
     assert table.rows[0]["exploitability_paper"] == pytest.approx(3.70e-3)
     assert "grid(5 points" in table.rows[0]["oracle"] and "random(16" in table.rows[0]["oracle"]
     _written(table, "table.csv", "table.json", "table.png")
+
+
+def test_default_rules_add_exs_net_only_where_it_can_allocate():
+    rules = default_one_shots(2, 2)
+    assert rules[:2] == ("pf", "pa") and set(rules) <= {"pf", "pa", "exs_net"}
+    assert "exs_net" not in default_one_shots(3, 7)  # no weights for that size
 
 
 def test_resume_from_a_checkpoint_gives_identical_rows(tmp_path):
