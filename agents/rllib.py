@@ -97,7 +97,8 @@ def train_ppo(game: SequentialAllocationEnv | Mapping | None = None, iterations:
         if folder is not None and (folder / "history.json").exists():
             algo.restore_from_path(folder.resolve())
             history = json.loads((folder / "history.json").read_text())[:algo.iteration]
-        for _ in tqdm(range(algo.iteration, iterations), desc="RLlib PPO", disable=not progress):
+        for _ in tqdm(range(algo.iteration, iterations), desc="RLlib PPO", initial=algo.iteration, total=iterations,
+                      disable=not progress):
             result = algo.train()
             returns = result.get("env_runners", {}).get("agent_episode_returns_mean", {})
             history.append({"iteration": algo.iteration,

@@ -96,7 +96,8 @@ def selfplay_vec_env(game: SequentialAllocationEnv | Mapping | None = None, n_en
     if game is None or isinstance(game, Mapping):
         game = SequentialAllocationEnv(**dict(game or {}))
     if not isinstance(game, SequentialAllocationEnv):
-        raise ValueError(f"game must be a SequentialAllocationEnv or a dict of its arguments, got {type(game).__name__}")
+        raise ValueError("game must be a SequentialAllocationEnv or a dict of its arguments, "
+                         f"got {type(game).__name__}")
     if game.render_mode is not None:
         raise ValueError("self-play copies of the game must not render: build it with render_mode=None")
     slots = supersuit.pettingzoo_env_to_vec_env_v1(game)
