@@ -26,15 +26,16 @@ RAY_MAX_RETRIES = 2
 
 
 class SweepError(RuntimeError):
-    """Some configurations failed; the results of all others are in the checkpoint.
+    """Some configurations failed; the results of all others are in the checkpoint (if any).
 
-    ``failures`` lists ``(config, error message)`` pairs in configuration order.
+    ``failures`` lists ``(config, error message)`` pairs in configuration order; ``results`` holds
+    every configuration's result in configuration order, ``None`` for the failed ones.
     """
 
-    def __init__(self, failures: list[tuple[dict, str]]):
-        self.failures = failures
+    def __init__(self, failures: list[tuple[dict, str]], results: list[dict | None]):
+        self.failures, self.results = failures, results
         lines = [f"  {config_key(config)}: {message.strip().splitlines()[-1]}" for config, message in failures]
-        super().__init__(f"{len(failures)} configuration(s) failed; the others' results were saved:\n"
+        super().__init__(f"{len(failures)} configuration(s) failed; the others' results were kept:\n"
                          + "\n".join(lines))
 
 
@@ -75,7 +76,7 @@ def run_sweep(task: Callable[[dict], dict], configs: list[dict], *, backend: str
     if failures:
         order = {key: i for i, key in enumerate(keys)}
         failures.sort(key=lambda failure: order[config_key(failure[0])])
-        raise SweepError(failures)
+        raise SweepError(failures, [done.get(key) for key in keys])
     return [done[key] for key in keys]
 
 

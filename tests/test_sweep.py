@@ -76,6 +76,7 @@ def test_failure_keeps_the_others_and_reports_the_failed_config(tmp_path):
     with pytest.raises(SweepError, match="failing on purpose for seed 1") as err:
         run_sweep(truthful_nsw, bad, checkpoint=checkpoint)
     assert [config for config, _ in err.value.failures] == [bad[1]]
+    assert err.value.results[1] is None and err.value.results[0] == run_sweep(truthful_nsw, configs(1))[0]
     saved = {json.loads(line)["key"] for line in checkpoint.read_text().splitlines()}
     assert saved == {config_key(c) for i, c in enumerate(bad) if i != 1}
 
