@@ -14,6 +14,18 @@ Spaces (shaping choices, ``normalized=True``, the default):
   default relative report mode 0 is the truthful report and ±1 are the multipliers
   ``exp(±report_bound)``. With ``normalized=False`` both are the game's own spaces.
 
+Full information (``observe_types=True``): the observation is followed by the whole realised type
+profile — every agent's values ``(N, M)`` and demands for every round ``(T, N, M)``, flattened
+and divided by the type support's bounds. This is the information of an *ex-post* best
+response (what the search oracles use when they pick the best misreport per profile); without
+it the learner is an *interim* best response that knows only its own type and the game so far.
+
+Restricted deviations (``fields="values"`` or ``"demands"``, default ``"both"``): the learner's
+action still has the game's shape, but the other field is replaced by the truthful report, as
+the search oracles' ``ReportSpace(fields=...)`` restricts their misreports. A best response
+over value reports only (the round-0 value report carries the whole gain in PF-based games)
+is much easier to learn: noise in demand reports wastes budget in every round.
+
 Rewards: ``"utility"`` — the learner's true utility of the round; ``"gain"`` — that utility
 minus its utility in the truthful shadow run (everyone truthful on the same draws). The shadow
 term does not depend on the learner's actions, so both rewards have the same optimal policies;
@@ -38,6 +50,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from ..envs import BatchedSequentialAllocation, SequentialAllocationEnv
+from .oracles import FIELDS
 from .policies import GameSpec, Policy, SingleAsBatch, TruthfulPolicy, game_kwargs, profile_for, reset_policies
 
 REWARDS = ("utility", "gain")
@@ -48,7 +61,7 @@ class LearnerView:
     the learner's index and the opponents' bound policies."""
 
     def __init__(self, game, learner: str, opponents: Mapping[str, Policy] | Policy | None, reward: str,
-                 normalized: bool):
+                 normalized: bool, observe_types: bool = False, fields: str = "both"):
         self.spec = GameSpec.of(game)
         agents = self.spec.agents
         if learner not in agents:
@@ -66,20 +79,38 @@ class LearnerView:
         self.index = agents.index(learner)
         self.opponents = [(k, a, p) for k, (a, p) in enumerate(zip(agents, self.profile)) if k != self.index]
         self.learner, self.reward, self.normalized = learner, reward, bool(normalized)
+        self.observe_types = bool(observe_types)
+        if fields not in FIELDS:
+            raise ValueError(f"fields must be one of {FIELDS}, got {fields!r}")
+        self.truthful_fields = [self.spec.action_layout[f] for f in ("values", "demands") if fields not in (f, "both")]
         self.batch = game if isinstance(game, BatchedSequentialAllocation) else SingleAsBatch(game)
         self.obs: np.ndarray | None = None
 
+    def _types_dim(self) -> int:
+        n, m = len(self.spec.agents), self.spec.n_resources
+        return n * m * (1 + self.spec.horizon) if self.observe_types else 0
+
     def spaces(self, game_observation_space, game_action_space) -> tuple[spaces.Box, spaces.Box]:
+        extra = self._types_dim()
         if not self.normalized:
-            return game_observation_space, game_action_space
-        obs_dim, act_dim = self.spec.observation_high.size, self.spec.action_low.size
+            if not extra:
+                return game_observation_space, game_action_space
+            high = np.concatenate([game_observation_space.high, np.full(extra, np.float32(1.0))])
+            return spaces.Box(np.zeros_like(high), high, dtype=np.float32), game_action_space
+        obs_dim, act_dim = self.spec.observation_high.size + extra, self.spec.action_low.size
         return (spaces.Box(0.0, 1.0, (obs_dim,), dtype=np.float32),
                 spaces.Box(-1.0, 1.0, (act_dim,), dtype=np.float32))
 
     def _learner_obs(self, obs: np.ndarray) -> np.ndarray:
         self.obs = obs
         own = obs[:, self.index]
-        return self.spec.normalize_observation(own) if self.normalized else own.astype(np.float32)
+        own = self.spec.normalize_observation(own) if self.normalized else own.astype(np.float32)
+        if not self.observe_types:
+            return own
+        support, b = self.spec.support, len(own)
+        values = self.batch.true_values.reshape(b, -1) / support.value_high
+        demands = self.batch.true_demands.reshape(b, -1) / support.demand_high
+        return np.concatenate([own, values, demands], axis=1).astype(np.float32)
 
     def reset(self, game_seed, policy_seed: int | None, options: dict | None) -> np.ndarray:
         """Start an episode in every instance; returns the learner's observations ``(B, obs_dim)``."""
@@ -101,6 +132,11 @@ class LearnerView:
         for k, agent, policy in self.opponents:
             actions[:, k] = policy.act(self.obs[:, k], agent)
         actions[:, self.index] = self.spec.action_from_unit(action) if self.normalized else action
+        if self.truthful_fields:
+            own = self.obs[:, self.index]
+            truthful = self.spec.encode(own, *self.spec.truth(own))
+            for sl in self.truthful_fields:
+                actions[:, self.index, sl] = truthful[:, sl]
         obs, rewards, terminated, truncated, infos = self.batch.step(actions)
         own = {key: (v if key == "round" else v[:, self.index]) for key, v in infos.items()}
         reward = rewards[:, self.index] if self.reward == "utility" else own["gain"]
@@ -117,13 +153,14 @@ class BestResponseEnv(gym.Env):
 
     def __init__(self, game: SequentialAllocationEnv | Mapping | None = None, learner: str = "agent_0",
                  opponents: Mapping[str, Policy] | Policy | None = None, reward: str = "utility",
-                 normalized: bool = True, types: tuple[np.ndarray, np.ndarray] | None = None):
+                 normalized: bool = True, types: tuple[np.ndarray, np.ndarray] | None = None,
+                 observe_types: bool = False, fields: str = "both"):
         if game is None or isinstance(game, Mapping):
             game = SequentialAllocationEnv(**(game or {}))
         if not isinstance(game, SequentialAllocationEnv):
             raise ValueError(f"game must be a SequentialAllocationEnv or a dict of its arguments, got {type(game).__name__}")
         self.game, self.learner = game, learner
-        self.view = LearnerView(game, learner, opponents, reward, normalized)
+        self.view = LearnerView(game, learner, opponents, reward, normalized, observe_types, fields)
         self.observation_space, self.action_space = self.view.spaces(game.observation_space(learner),
                                                                      game.action_space(learner))
         self._types = types
@@ -160,13 +197,14 @@ class BestResponseVecEnv(VecEnv):
 
     def __init__(self, game=None, n_envs: int = 16, learner: str = "agent_0",
                  opponents: Mapping[str, Policy] | Policy | None = None, reward: str = "utility",
-                 normalized: bool = True, types: tuple[np.ndarray, np.ndarray] | None = None):
+                 normalized: bool = True, types: tuple[np.ndarray, np.ndarray] | None = None,
+                 observe_types: bool = False, fields: str = "both"):
         self._given_types = None
         if types is not None:
             self._given_types = {"values": np.asarray(types[0]), "demands": np.asarray(types[1])}
             n_envs = len(self._given_types["values"])
         self.game = BatchedSequentialAllocation(n_envs, **game_kwargs(game))
-        self.view = LearnerView(self.game, learner, opponents, reward, normalized)
+        self.view = LearnerView(self.game, learner, opponents, reward, normalized, observe_types, fields)
         obs_space, act_space = self.view.spaces(self.game.observation_space, self.game.action_space)
         self.render_mode = None
         super().__init__(self.game.n_envs, obs_space, act_space)

@@ -363,6 +363,10 @@ class SingleAsBatch:
     def true_values(self) -> np.ndarray:
         return self.env.true_values[None]
 
+    @property
+    def true_demands(self) -> np.ndarray:
+        return self.env.true_demands[None]
+
     def reset(self, seed=None, options=None):
         if options is not None:
             options = {k: np.asarray(v)[0] for k, v in options.items()}

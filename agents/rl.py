@@ -15,6 +15,15 @@ unchanged, on ``P`` profiles. Its label names its budget, e.g.
   policy can tailor its reports to each profile, like the search oracles' *ex-post* best
   responses (``full_best_response`` picks the best scaling per profile knowing every agent's
   whole type sequence). Compare with those oracles in this mode.
+
+``observe_types=True`` gives the learner the whole realised type profile in its observation
+(:class:`~mechzoo.agents.best_response_env.BestResponseVecEnv`), the information the search
+oracles use: an *ex-post* best response. Without it (the default), the policy sees only its own
+type and the game so far, and cannot find misreports that depend on the others' types. A
+full-information policy needs the profile to act, so it is evaluated in the learner's view of
+the game (deterministic actions) rather than through :func:`~mechzoo.agents.policies.rollout`;
+so is a policy restricted to some report ``fields`` (``"values"``: demands are reported
+truthfully, the search oracles' ``ReportSpace(fields="values")``).
 """
 from __future__ import annotations
 
@@ -63,7 +72,8 @@ class PPOBestResponse:
     """
 
     def __init__(self, total_timesteps: int = 50_000, seed: int = 0, n_envs: int = 16,
-                 train_on: str = "distribution", ppo_kwargs: dict | None = None, progress: bool = False):
+                 train_on: str = "distribution", ppo_kwargs: dict | None = None, progress: bool = False,
+                 observe_types: bool = False, fields: str = "both"):
         if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)) or total_timesteps < 1:
             raise ValueError(f"total_timesteps must be an integer >= 1, got {total_timesteps!r}")
         if train_on not in TRAIN_ON:
@@ -72,10 +82,12 @@ class PPOBestResponse:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
         self.total_timesteps, self.seed, self.n_envs, self.train_on = int(total_timesteps), int(seed), n_envs, train_on
         self.ppo_kwargs, self.progress = dict(ppo_kwargs or {}), progress
+        self.observe_types, self.fields = bool(observe_types), fields
 
     @property
     def label(self) -> str:
-        return f"ppo(total_timesteps={self.total_timesteps}, seed={self.seed}, train_on={self.train_on})"
+        info = (", observe_types=True" if self.observe_types else "") + (f", fields={self.fields}" if self.fields != "both" else "")
+        return f"ppo(total_timesteps={self.total_timesteps}, seed={self.seed}, train_on={self.train_on}{info})"
 
     def make_model(self, venv: BestResponseVecEnv):
         """A fresh PPO model on ``venv`` with this oracle's hyperparameters."""
@@ -97,7 +109,8 @@ class PPOBestResponse:
         if self.train_on == "profiles" and types is None:
             raise ValueError("train_on='profiles' needs the profiles: pass types=(values, demands)")
         venv = BestResponseVecEnv(game_kwargs(game), n_envs=self.n_envs, learner=learner, opponents=opponents,
-                                  reward="gain", types=types if self.train_on == "profiles" else None)
+                                  reward="gain", types=types if self.train_on == "profiles" else None,
+                                  observe_types=self.observe_types, fields=self.fields)
         if model is None:
             model = self.make_model(venv)
         else:
@@ -132,6 +145,23 @@ class PPOBestResponse:
             policies[learner] = self.train(kwargs, learner, others, types=(values, demands))
             seconds += time.perf_counter() - start
             base = rollout(benv, {**others, learner: TruthfulPolicy()}, seed=seed, options=options).utility[:, i]
-            dev = rollout(benv, {**others, learner: policies[learner]}, seed=seed, options=options).utility[:, i]
+            if self.observe_types or self.fields != "both":  # the policy needs its view of the game
+                dev = self._evaluate_in_view(policies[learner], kwargs, learner, others, (values, demands), seed)
+            else:
+                dev = rollout(benv, {**others, learner: policies[learner]}, seed=seed, options=options).utility[:, i]
             truthful[:, i], deviation[:, i], gain[:, i] = base, dev, dev - base
         return RLBestResponse(gain, truthful, deviation, policies, seconds, self.label)
+
+    def _evaluate_in_view(self, policy: SB3Policy, game: dict, learner: str, others, types, seed: int) -> np.ndarray:
+        """The learner's total true utility ``(P,)`` on the profiles ``types``, playing the model's
+        deterministic actions in the view it was trained in (full information, restricted fields;
+        opponents' policies seeded by ``seed``)."""
+        venv = BestResponseVecEnv(game, learner=learner, opponents=others, reward="utility", types=types,
+                                  observe_types=self.observe_types, fields=self.fields)
+        venv.seed(seed)
+        obs, total = venv.reset(), np.zeros(len(types[0]))
+        for _ in range(GameSpec.of(venv.game).horizon):
+            action, _ = policy.model.predict(obs, deterministic=True)
+            obs, reward, _, _ = venv.step(action)
+            total += reward
+        return total

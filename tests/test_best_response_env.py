@@ -80,3 +80,28 @@ def test_bad_arguments_are_value_errors():
         env.step(np.array([np.nan, 0, 0, 0]))
     with pytest.raises(ValueError, match="shape"):
         env.step(np.zeros(3))
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+def test_full_information_view_appends_the_type_profile(normalized):
+    kwargs = dict(n_agents=3, n_resources=2, horizon=4)
+    sb3_check_env(BestResponseEnv(kwargs, observe_types=True, normalized=normalized), warn=False)
+    env = BestResponseEnv(kwargs, observe_types=True, normalized=normalized)
+    plain = BestResponseEnv(kwargs, normalized=normalized)
+    obs, _ = env.reset(seed=5)
+    plain_obs, _ = plain.reset(seed=5)
+    assert obs.shape == (plain_obs.size + 3 * 2 * (1 + 4),)
+    np.testing.assert_array_equal(obs[:plain_obs.size], plain_obs)
+    types = np.concatenate([env.game.true_values.ravel(), env.game.true_demands.ravel()])
+    np.testing.assert_allclose(obs[plain_obs.size:], types, rtol=1e-6)  # the papers' support bounds are 1
+
+
+@pytest.mark.parametrize("mode", ["relative", "absolute"])
+def test_values_only_deviations_report_demands_truthfully(mode):
+    env = BestResponseEnv(dict(horizon=3, report_mode=mode), fields="values", reward="gain")
+    env.reset(seed=1)
+    _, _, _, _, info = env.step(np.array([1.0, -1.0, -1.0, 1.0], dtype=np.float32))
+    np.testing.assert_allclose(info["reported_demands"], info["true_demands"], rtol=1e-6)
+    assert not np.allclose(info["reported_values"], env.game.true_values[0], rtol=1e-3)
+    with pytest.raises(ValueError, match="fields"):
+        BestResponseEnv(fields="bids")

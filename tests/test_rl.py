@@ -33,3 +33,15 @@ def test_bad_arguments():
         PPOBestResponse(10, train_on="both")
     with pytest.raises(ValueError, match="profiles"):
         PPOBestResponse(10, train_on="profiles").train(FIGURE1, "agent_0")
+
+
+@pytest.mark.slow
+def test_full_information_values_only_ppo_is_evaluated_in_its_view():
+    """An ex-post PPO best response (types observed, values only) on Figure 1 beats the truth."""
+    torch.set_num_threads(1)
+    values = np.repeat([[[1.0, 0.5], [1.0, 0.25]]], 16, axis=0)
+    demands = np.ones((16, 1, 2, 2))
+    oracle = PPOBestResponse(3000, seed=0, train_on="profiles", observe_types=True, fields="values")
+    result = oracle.best_response(FIGURE1, types=(values, demands), agents=[0])
+    assert result.oracle == "ppo(total_timesteps=3000, seed=0, train_on=profiles, observe_types=True, fields=values)"
+    assert 0.03 < result.gain[:, 0].mean() and result.gain[:, 0].max() <= 0.125 + 1e-6
