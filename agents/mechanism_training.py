@@ -3,7 +3,8 @@
 The designer minimises ``sum_i gamma_i expl_i - log NSW`` over the network weights ``omega``
 and raises each multiplier by projected dual ascent, ``gamma_i <- max(0, gamma_i + beta
 (expl_i - epsilon))``. The exploitability of a training sample is estimated RegretNet-style:
-every (sample, agent) pair keeps a misreport that persists across steps; each step takes
+every (sample, agent) pair keeps a misreport that persists across steps; each step first lets
+``restarts`` uniform draws from the report box replace the stored misreports they beat, then takes
 ``inner_steps`` projected Adam steps on the misreports of the minibatch (ascent on the
 deviating agent's true utility, others truthful, through the differentiable mechanism) and
 then differentiates ``relu(u_i(misreport) - u_i(truth))`` with respect to ``omega`` with the
@@ -36,7 +37,6 @@ from tqdm.auto import tqdm
 from ..envs.types import UniformBernoulliTypes
 from ..mechanisms.learned import save_model
 from ..mechanisms.learned_nets import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, MechanismNet
-from ..mechanisms.registry import make_one_shot
 from .oracles import GridOracle, Oracle, RandomOracle, ReportSpace
 
 DATA_KINDS = ("paper", "perturbed", "adversarial")
@@ -51,7 +51,9 @@ class TrainingConfig:
     ``steps`` K outer iterations on minibatches of ``batch_size`` s drawn from ``train_size`` L
     samples; Adam with learning rate ``lr`` (alpha) on the weights; dual step ``dual_lr``
     (beta), target ``epsilon`` and start ``gamma_init`` for the multipliers; ``inner_steps``
-    Adam steps of size ``misreport_lr`` on the misreports per outer step, inside ``space``.
+    Adam steps of size ``misreport_lr`` on the misreports per outer step, inside ``space``,
+    after ``restarts`` uniform draws from ``space`` per (sample, agent) have replaced the
+    stored misreports they beat.
     """
 
     architecture: str = "rpf_net"
@@ -69,6 +71,7 @@ class TrainingConfig:
     gamma_init: float = 1.0
     inner_steps: int = 5
     misreport_lr: float = 0.02
+    restarts: int = 8
     space: ReportSpace = field(default_factory=ReportSpace)
     checkpoint_every: int = 100
     seed: int = 0
@@ -84,8 +87,8 @@ class TrainingConfig:
         bad = [k for k, v in positive.items() if not v > 0]
         if bad:
             raise ValueError(f"{', '.join(bad)} must be positive")
-        if self.dual_lr < 0 or self.epsilon < 0 or self.gamma_init < 0 or self.inner_steps < 0:
-            raise ValueError("dual_lr, epsilon, gamma_init and inner_steps must be non-negative")
+        if min(self.dual_lr, self.epsilon, self.gamma_init, self.inner_steps, self.restarts) < 0:
+            raise ValueError("dual_lr, epsilon, gamma_init, inner_steps and restarts must be non-negative")
         if self.batch_size > self.train_size:
             raise ValueError(f"batch_size {self.batch_size} exceeds train_size {self.train_size}")
 
@@ -222,14 +225,33 @@ def load_checkpoint(path: Path, config: TrainingConfig) -> TrainingState:
                          int(saved["step"]), json.loads(saved["history"]))
 
 
+def _random_restarts(model, values, demands, budget, mis_v, mis_x, config: TrainingConfig, rng: np.random.Generator):
+    """Replace each stored misreport by the best of ``config.restarts`` uniform draws that beats it."""
+    space = config.space
+    if not config.restarts:
+        return mis_v, mis_x
+    with torch.no_grad():
+        best = deviation_utility(model, values, demands, budget, mis_v, mis_x)
+        for _ in range(config.restarts):
+            cand_v = (torch.from_numpy(rng.uniform(space.value_low, space.value_high, mis_v.shape))
+                      if space.searches_values else mis_v)
+            cand_x = torch.from_numpy(rng.uniform(0.0, space.demand_high, mis_x.shape)) if space.searches_demands else mis_x
+            found = deviation_utility(model, values, demands, budget, cand_v, cand_x)
+            better = (found > best)[..., None]
+            mis_v, mis_x, best = torch.where(better, cand_v, mis_v), torch.where(better, cand_x, mis_x), torch.maximum(found, best)
+    return mis_v, mis_x
+
+
 def training_step(state: TrainingState, config: TrainingConfig) -> dict:
     """One outer iteration of Algorithm 1 on a minibatch; returns its metrics."""
     rng = np.random.default_rng([config.seed, 1, state.step])
     idx = rng.choice(config.train_size, config.batch_size, replace=False)
     values, demands, budget = (torch.from_numpy(d[idx]) for d in state.data)
     model, space = state.model, config.space
-    mis_v = torch.from_numpy(state.mis_values[idx]).requires_grad_(space.searches_values)
-    mis_x = torch.from_numpy(state.mis_demands[idx]).requires_grad_(space.searches_demands)
+    mis_v, mis_x = _random_restarts(model, values, demands, budget, torch.from_numpy(state.mis_values[idx]),
+                                    torch.from_numpy(state.mis_demands[idx]), config, rng)
+    mis_v.requires_grad_(space.searches_values)
+    mis_x.requires_grad_(space.searches_demands)
     params = [t for t in (mis_v, mis_x) if t.requires_grad]
     if config.inner_steps and params:
         inner = torch.optim.Adam(params, lr=config.misreport_lr)
@@ -326,9 +348,3 @@ def _write_history(history: list[dict], out: Path) -> None:
     fig.savefig(out / "training.png", dpi=100)
     plt.close(fig)
 
-
-def pf_reference_welfare(values, demands, budget) -> float:
-    """Mean per-sample log NSW of PF on the given profiles (the ceiling of the welfare term)."""
-    v, x = torch.from_numpy(values), torch.from_numpy(demands)
-    alloc = torch.from_numpy(make_one_shot("pf").allocate(values, demands, budget))
-    return float(log_nsw(v, x, true_utility(v, x, alloc)).mean())
