@@ -86,7 +86,8 @@ def _train_mechanism(args) -> None:
 
     torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
     options = {k: getattr(args, k) for k in ("data", "steps", "batch_size", "train_size", "lr", "dual_lr", "epsilon",
-                                             "inner_steps", "checkpoint_every", "seed") if getattr(args, k) is not None}
+                                             "inner_steps", "restarts", "checkpoint_every", "seed")
+               if getattr(args, k) is not None}
     config = TrainingConfig(architecture=args.architecture.replace("-", "_"), n_agents=args.agents,
                             n_resources=args.resources, **options)
     out = args.out or f"results/{config.architecture}_{args.agents}x{args.resources}_{args.data}"
@@ -166,6 +167,7 @@ def main(argv=None) -> int:
     train.add_argument("--dual-lr", type=float, help="dual step (beta)")
     train.add_argument("--epsilon", type=float, help="exploitability target")
     train.add_argument("--inner-steps", type=int, help="misreport ascent steps per outer step")
+    train.add_argument("--restarts", type=int, help="uniform misreport draws per (sample, agent) and step")
     train.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     train.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
