@@ -25,6 +25,7 @@ from mechzoo.mechanisms import SAMA, Independent, make_one_shot, one_shot_names,
 
 SIZES = [(1, 1), (2, 3), (10, 1), (1, 3), (2, 1), (10, 3)]  # N in {1, 2, 10} x M in {1, 3}
 ONE_SHOTS = ["pf", "pa", "equal", "proportional"]
+LEARNED = {"rpf_net": [(2, 2), (10, 3)], "exs_net": [(2, 2), (10, 3)], "softmax_net": [(2, 2)]}  # shipped sizes
 METAS = ["sama", "independent"]
 MODES = ["relative", "absolute"]
 
@@ -42,7 +43,7 @@ IDS = [f"{c['meta']}-{c['one_shot']}-{c['report_mode']}-N{c['n_agents']}M{c['n_r
 
 
 def test_matrix_covers_every_axis_value():
-    assert {c["one_shot"] for c in MATRIX} == set(ONE_SHOTS) == set(one_shot_names())
+    assert {c["one_shot"] for c in MATRIX} | set(LEARNED) == set(ONE_SHOTS) | set(LEARNED) == set(one_shot_names())
     assert {c["n_agents"] for c in MATRIX} == {1, 2, 10}
     assert {c["n_resources"] for c in MATRIX} == {1, 3}
     assert {c["meta"] for c in MATRIX} == set(METAS)
@@ -57,6 +58,16 @@ def test_pettingzoo_api_suite(cfg):
     api_test(aec_env(**cfg), num_cycles=50)
     seed_test(lambda: aec_env(**cfg), num_cycles=20)
     parallel_seed_test(lambda: SequentialAllocationEnv(**cfg), num_cycles=20)
+
+
+@pytest.mark.parametrize("f,n,m,meta", [(f, n, m, meta) for f, sizes in LEARNED.items() for n, m in sizes
+                                        for meta in METAS])
+def test_pettingzoo_api_suite_learned_mechanisms(f, n, m, meta):
+    """The learned one-shot rules at the sizes they ship weights for."""
+    cfg = dict(one_shot=f, meta=meta, n_agents=n, n_resources=m, horizon=3)
+    parallel_api_test(SequentialAllocationEnv(**cfg), num_cycles=10)
+    api_test(aec_env(**cfg), num_cycles=10)
+    parallel_seed_test(lambda: SequentialAllocationEnv(**cfg), num_cycles=5)
 
 
 @pytest.mark.parametrize("n,m", SIZES)
