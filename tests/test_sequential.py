@@ -11,7 +11,7 @@ from mechzoo.mechanisms.registry import make_one_shot
 from mechzoo.mechanisms.sequential import SAMA, BetaSchedule, Independent, SequentialState
 from mechzoo.mechanisms.utility import total_utilities, utility
 
-# Example 2 (specs/sama.md §5): N = 2, M = 1, T = 2, B = 6, v = (1, 1);
+# Example 2 of the SAMA paper: N = 2, M = 1, T = 2, B = 6, v = (1, 1);
 # demands agent 1: (0, 4), agent 2: (2, 2). Shapes (T, N, M).
 EX2_VALUES = np.ones((2, 1))
 EX2_DEMANDS = np.array([[[0.0], [2.0]], [[4.0], [2.0]]])
