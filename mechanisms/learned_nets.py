@@ -15,7 +15,8 @@ Inputs of the trunk (``2NM`` numbers): the reported values and the reported dema
 fraction of the budget, ``min(x_im, b_m) / b_m`` (a demand above the budget gives the same
 feasible set as one equal to it). The budget enters through this normalisation and the
 output scaling (``z_im = n softplus(o_im) / b_m``, ``a = p b``), so every mechanism is
-equivariant to the unit of each resource: ``f(v, c x, c b) = c f(v, x, b)``.
+equivariant to the unit of the resource amounts: ``f(v, c x, c b) = c f(v, x, b)`` for a scalar
+``c > 0`` (per resource for ExS-Net and the softmax network).
 
 The bias ã (``past``, SAMA's past allocation) enters the way SAMA's PF takes it
 (``u_i(a + ã, v, x + ã)``): the network sees the bias-extended instance
