@@ -13,8 +13,7 @@ def _demo(args) -> None:
     print(format_table(rows))
     print(f"\none-shot exploitability oracle: {rows[0]['oracle']}")
     print(f"full exploitability: full_best_response, default ScalingMisreports; PPO (agent_0): trained on the "
-          f"profiles, {args.ppo_timesteps} timesteps")
-
+          f"profiles with the type profile observed, value misreports only, {args.ppo_timesteps} timesteps")
     print(f"wrote {args.out}/summary.csv, summary.json and summary.png")
 
 
@@ -23,7 +22,8 @@ def _exploit(args) -> None:
 
     setting = {k: v for k, v in vars(args).items() if k not in ("func", "command", "out")}
     estimate, game = exploitability(args.mechanism, args.one_shot, args.oracle, args.mode, args.agents, args.resources,
-                                    args.horizon, args.profiles, args.seed, args.timesteps, args.train_on)
+                                    args.horizon, args.profiles, args.seed, args.timesteps, args.train_on,
+                                    args.observe_types, args.fields)
     write_exploit(args.out, estimate, {**setting, "game": game})
     print(f"{args.mode if args.mechanism != 'one-shot' else 'one-shot'} exploitability of "
           f"{args.mechanism}({args.one_shot}), mean over agents: {estimate}")
@@ -68,15 +68,6 @@ def _list(args) -> None:
         print(f"  {name:<14} {what}")
 
 
-def _reproduce(args) -> None:
-    from .baselines.reproduce import reproduce
-
-    reports = reproduce(args.result, out=args.out, profiles=args.profiles, seed=args.seed, backend=args.backend,
-                        address=args.address, resume=args.resume)
-    for report in reports:
-        print(f"wrote {', '.join(str(path) for path in report.files)}")
-
-
 def _train_mechanism(args) -> None:
     import shlex
 
@@ -99,6 +90,15 @@ def _train_mechanism(args) -> None:
           "training.png and record.json")
 
 
+def _reproduce(args) -> None:
+    from .baselines.reproduce import reproduce
+
+    reports = reproduce(args.result, out=args.out, profiles=args.profiles, seed=args.seed, backend=args.backend,
+                        address=args.address, resume=args.resume)
+    for report in reports:
+        print(f"wrote {', '.join(str(path) for path in report.files)}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="mechzoo", description="Allocation mechanisms without money as games.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,9 +107,30 @@ def main(argv=None) -> int:
     demo.add_argument("--profiles", type=int, default=200, help="type profiles drawn (default: 200)")
     demo.add_argument("--horizon", type=int, default=10, help="rounds T (default: 10)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--ppo-timesteps", type=int, default=20_000,
-                      help="PPO best response training budget per agent (0 skips it; default: 20000)")
+    demo.add_argument("--ppo-timesteps", type=int, default=60_000,
+                      help="PPO best response training budget per agent (0 skips it; default: 60000)")
     demo.set_defaults(func=_demo)
+    train = sub.add_parser("train-mechanism", help="train RPF-Net, ExS-Net or the softmax network (Algorithm 1); "
+                           "unset options take TrainingConfig's defaults (docs/learned_mechanisms.md)")
+    train.add_argument("architecture", choices=["rpf-net", "exs-net", "softmax-net"])
+    train.add_argument("--agents", type=int, required=True, help="N")
+    train.add_argument("--resources", type=int, required=True, help="M")
+    train.add_argument("--data", choices=["paper", "perturbed", "adversarial"], default="paper",
+                       help="training distribution: (17), (18) or (19) of the RPF-Net paper (default: paper)")
+    train.add_argument("--out", default=None, help="output folder (default: results/<arch>_<N>x<M>_<data>)")
+    train.add_argument("--steps", type=int, help="outer iterations K")
+    train.add_argument("--batch-size", type=int, help="minibatch size s")
+    train.add_argument("--train-size", type=int, help="training samples L")
+    train.add_argument("--lr", type=float, help="Adam step on the weights (alpha)")
+    train.add_argument("--dual-lr", type=float, help="dual step (beta)")
+    train.add_argument("--epsilon", type=float, help="exploitability target")
+    train.add_argument("--inner-steps", type=int, help="misreport ascent steps per outer step")
+    train.add_argument("--restarts", type=int, help="uniform misreport draws per (sample, agent) and step")
+    train.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    train.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    train.add_argument("--seed", type=int)
+    train.set_defaults(func=_train_mechanism)
     rep = sub.add_parser("reproduce", help="reproduce a published table or figure beside the paper's numbers "
                          "(docs/reproductions.md)")
     rep.add_argument("result", choices=["sama-table1", "sama-table2", "sama-figure2", "sama-figure3", "rpf-figure1",
@@ -134,6 +155,9 @@ def main(argv=None) -> int:
     exp.add_argument("--seed", type=int, default=0)
     exp.add_argument("--timesteps", type=int, default=50_000, help="ppo: training timesteps per agent")
     exp.add_argument("--train-on", default="profiles", help="ppo: profiles (ex post, default) or distribution")
+    exp.add_argument("--observe-types", action=argparse.BooleanOptionalAction, default=True,
+                     help="ppo: the learner observes the whole type profile (ex-post best response; default on)")
+    exp.add_argument("--fields", default="both", help="ppo: report fields misreported: values, demands or both")
     exp.add_argument("--out", default="results/exploit", help="output folder (default: results/exploit)")
     exp.set_defaults(func=_exploit)
     trn = sub.add_parser("train", help="train strategic agents (PPO best response, independent PPO, Hedge) and "
@@ -152,27 +176,6 @@ def main(argv=None) -> int:
     trn.add_argument("--out", default="results/train", help="output folder (default: results/train)")
     trn.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.json")
     trn.set_defaults(func=_train)
-    train = sub.add_parser("train-mechanism", help="train RPF-Net, ExS-Net or the softmax network (Algorithm 1); "
-                           "unset options take TrainingConfig's defaults (docs/learned_mechanisms.md)")
-    train.add_argument("architecture", choices=["rpf-net", "exs-net", "softmax-net"])
-    train.add_argument("--agents", type=int, required=True, help="N")
-    train.add_argument("--resources", type=int, required=True, help="M")
-    train.add_argument("--data", choices=["paper", "perturbed", "adversarial"], default="paper",
-                       help="training distribution: (17), (18) or (19) of the RPF-Net paper (default: paper)")
-    train.add_argument("--out", default=None, help="output folder (default: results/<arch>_<N>x<M>_<data>)")
-    train.add_argument("--steps", type=int, help="outer iterations K")
-    train.add_argument("--batch-size", type=int, help="minibatch size s")
-    train.add_argument("--train-size", type=int, help="training samples L")
-    train.add_argument("--lr", type=float, help="Adam step on the weights (alpha)")
-    train.add_argument("--dual-lr", type=float, help="dual step (beta)")
-    train.add_argument("--epsilon", type=float, help="exploitability target")
-    train.add_argument("--inner-steps", type=int, help="misreport ascent steps per outer step")
-    train.add_argument("--restarts", type=int, help="uniform misreport draws per (sample, agent) and step")
-    train.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
-    train.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
-    train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
-    train.add_argument("--seed", type=int)
-    train.set_defaults(func=_train_mechanism)
     lst = sub.add_parser("list", help="list mechanisms and oracles")
     lst.set_defaults(func=_list)
     args = parser.parse_args(argv)

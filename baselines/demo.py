@@ -9,8 +9,9 @@
    agent's best scaled-truth misreport of its values and whole demand sequence
    (``full_best_response``), others truthful.
 4. A short PPO best response of agent_0 against SAMA(PF) (``PPOBestResponse``, trained on the
-   profiles, others truthful): the gain its learned policy achieves over truthful play, next to
-   agent_0's search-oracle gain on the same profiles.
+   profiles with the type profile observed, misreporting values only, others truthful): the gain
+   its learned policy achieves over truthful play, next to agent_0's search-oracle gain on the
+   same profiles.
 Writes ``summary.csv``, ``summary.json`` and ``summary.png`` to the output folder.
 """
 from __future__ import annotations
@@ -44,7 +45,7 @@ def sample_profiles(rng: np.random.Generator, profiles: int, n: int, m: int, hor
 
 def run_demo(out_dir: str | Path = "results/demo", profiles: int = 200, horizon: int = 10, n_agents: int = 2,
              n_resources: int = 2, alpha: float = 0.5, seed: int = 0, grid_points: int = 41,
-             ppo_timesteps: int = 20_000) -> list[dict]:
+             ppo_timesteps: int = 60_000) -> list[dict]:
     """Run the demonstration and write its table and plot; returns the table rows.
 
     ``ppo_timesteps`` is the PPO best response's training budget per agent (0 skips it).
@@ -75,7 +76,7 @@ def run_demo(out_dir: str | Path = "results/demo", profiles: int = 200, horizon:
                      "ppo_gain_agent_0": float("nan"), "ppo_gain_agent_0_ci95": float("nan"),
                      "ppo_train_seconds": float("nan")})
     if ppo_timesteps:
-        ppo = PPOBestResponse(ppo_timesteps, seed=seed, train_on="profiles")
+        ppo = PPOBestResponse(ppo_timesteps, seed=seed, train_on="profiles", observe_types=True, fields="values")
         with tqdm(total=1, desc="PPO best response vs sama(pf)") as bar:
             result = ppo.best_response(dict(n_agents=n_agents, n_resources=n_resources, horizon=horizon,
                                             budget=budget), types=(values, demands), agents=[0])
