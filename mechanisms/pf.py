@@ -161,8 +161,10 @@ def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weigh
     Each resource is measured in units of its largest effective demand ``sigma_m`` (so a
     price becomes ``price * sigma_m``) and each agent's utility is dimensionless inside the
     log; stationarity and the bound complementarities are relative where the scaled marginal
-    utility exceeds 1 (agents with tiny utility have huge marginals and multipliers). Checks stationarity ``-w v/s - mu + nu + price + linear = 0``
-    for included agents, primal
+    utility exceeds 1 (agents with tiny utility have huge marginals and multipliers), and
+    stationarity also where the scaled price does (its terms then cancel to within the price's
+    round-off: a resource with zero budget is priced at the largest marginal utility). Checks
+    stationarity ``-w v/s - mu + nu + price + linear = 0`` for included agents, primal
     feasibility, dual feasibility and complementarity of all three constraint families.
     """
     inst = check_instance(values, demands, budget, past, weights)
@@ -175,7 +177,8 @@ def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weigh
     safe = np.where(s > 0, s, 1.0)[..., None]
     marginal = w[..., None] * v / safe * sigma[..., None, :]
     relative = np.maximum(marginal, 1.0)
-    stationarity = (-marginal + (nu - mu + p[..., None, :] + z) * sigma[..., None, :]) / relative
+    price_scale = np.maximum(relative, (p * sigma)[..., None, :])
+    stationarity = (-marginal + (nu - mu + p[..., None, :] + z) * sigma[..., None, :]) / price_scale
     stationarity = np.where(included[..., None], np.abs(stationarity), 0.0)
     sig = sigma[..., None, :]
     slack_b = b - a.sum(-2)

@@ -211,3 +211,15 @@ def test_feasible_on_extreme_inputs(data, n, m):
         a = proportional_fairness(v, x, b, past)
     assert np.all(np.isfinite(a))
     assert is_feasible(a, x, b)
+
+
+def test_zero_budget_with_huge_prices_is_optimal_to_round_off():
+    """A zero budget is priced at the largest marginal utility (here 1.6e9); the residual is
+    measured relative to that price, so its round-off does not count as a violation."""
+    v = np.array([[934.0, 0.03125], [0.03125, 0.03125]])
+    past = np.array([[4.22e-6, 3.125e-10], [3.125e-10, 3.125e-10]])
+    x, b = np.zeros((2, 2)), np.zeros(2)
+    sol = solve_proportional_fairness(v, x, b, past)
+    np.testing.assert_array_equal(sol.allocation, 0.0)
+    np.testing.assert_allclose(sol.prices, 0.03125 / (2 * 0.03125 * 3.125e-10), rtol=1e-12)
+    assert kkt_residual(v, x, b, sol, past) <= 1e-12
