@@ -107,8 +107,8 @@ def main(argv=None) -> int:
     demo.add_argument("--profiles", type=int, default=200, help="type profiles drawn (default: 200)")
     demo.add_argument("--horizon", type=int, default=10, help="rounds T (default: 10)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--ppo-timesteps", type=int, default=60_000,
-                      help="PPO best response training budget per agent (0 skips it; default: 60000)")
+    demo.add_argument("--ppo-timesteps", type=int, default=200_000,
+                      help="PPO best response training budget per agent (0 skips it; default: 200000)")
     demo.set_defaults(func=_demo)
     train = sub.add_parser("train-mechanism", help="train RPF-Net, ExS-Net or the softmax network (Algorithm 1); "
                            "unset options take TrainingConfig's defaults (docs/learned_mechanisms.md)")

@@ -45,7 +45,7 @@ def sample_profiles(rng: np.random.Generator, profiles: int, n: int, m: int, hor
 
 def run_demo(out_dir: str | Path = "results/demo", profiles: int = 200, horizon: int = 10, n_agents: int = 2,
              n_resources: int = 2, alpha: float = 0.5, seed: int = 0, grid_points: int = 41,
-             ppo_timesteps: int = 60_000) -> list[dict]:
+             ppo_timesteps: int = 200_000) -> list[dict]:
     """Run the demonstration and write its table and plot; returns the table rows.
 
     ``ppo_timesteps`` is the PPO best response's training budget per agent (0 skips it).
