@@ -53,8 +53,10 @@ def nash_conv(game, policies: Mapping[str, Policy] | Policy, profiles: int = 200
     :func:`profile_types`), or the given ``types = (values (P, N, M), demands (P, T, N, M))``.
     ``misreports`` is the search grid (default ``ScalingMisreports()`` clipped to the game's type
     support); ``search=False`` skips it. ``rl_oracle``, an object with
-    ``train(game, learner, opponents) -> Policy`` and a ``label`` (``PPOBestResponse``), adds a
-    learned best response. ``agents`` restricts the deviators (indices; others get gain 0).
+    ``best_response(game, opponents, types=..., seed=..., agents=[i])`` returning the deviator's
+    ``deviation_utility (P, N)`` and a ``label`` (:class:`~mechzoo.agents.rl.PPOBestResponse`,
+    in any of its views), adds a learned best response. ``agents`` restricts the deviators
+    (indices; others get gain 0).
     """
     if not search and rl_oracle is None:
         raise ValueError("nash_conv needs an oracle: search=True and/or an rl_oracle")
@@ -99,10 +101,10 @@ def nash_conv(game, policies: Mapping[str, Policy] | Policy, profiles: int = 200
         bar.close()
         labels.append(f"search over {len(fv)} {misreports.label}")
     if rl_oracle is not None:
+        played = dict(zip(spec.agents, profile))
         for i in deviators:
-            others = {a: p for k, (a, p) in enumerate(zip(spec.agents, profile)) if k != i}
-            learned = rl_oracle.train(kwargs, spec.agents[i], others, types=(values, demands))
-            rl_gain = value_of(i, learned)[:, i] - on_policy[:, i]
+            learned = rl_oracle.best_response(kwargs, played, types=(values, demands), seed=seed, agents=[i])
+            rl_gain = learned.deviation_utility[:, i] - on_policy[:, i]
             gains[:, i] = np.maximum(gains[:, i], rl_gain) if search else rl_gain
         labels.append(rl_oracle.label)
     label = labels[0] if len(labels) == 1 else f"max({', '.join(labels)})"

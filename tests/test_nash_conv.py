@@ -54,3 +54,21 @@ def test_bad_arguments():
         nash_conv({}, TruthfulPolicy(), profiles=0)
     with pytest.raises(ValueError, match="agents"):
         nash_conv(dict(horizon=1), TruthfulPolicy(), profiles=2, agents=[5])
+
+
+def test_ppo_oracle_in_every_view_adds_a_learned_best_response():
+    """NashConv with the PPO oracle alone: its gains are the learned policy's utility minus the
+    profile's, also for a full-information, values-only policy (evaluated in its own view)."""
+    import torch
+
+    from mechzoo.agents.rl import PPOBestResponse
+
+    torch.set_num_threads(1)
+    game = dict(horizon=2)
+    oracle = PPOBestResponse(64, seed=0, train_on="profiles", observe_types=True, fields="values")
+    est = nash_conv(game, TruthfulPolicy(), profiles=8, seed=3, rl_oracle=oracle, search=False, agents=[0],
+                    progress=False)
+    assert est.oracle == oracle.label
+    assert np.all(np.isfinite(est.gains)) and np.all(est.gains[:, 1] == 0.0)
+    direct = oracle.best_response(game, TruthfulPolicy(), profiles=8, seed=3, agents=[0])
+    np.testing.assert_allclose(est.gains[:, 0], direct.gain[:, 0], atol=1e-12)
