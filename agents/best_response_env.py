@@ -107,15 +107,17 @@ class LearnerView:
         own = self.spec.normalize_observation(own) if self.normalized else own.astype(np.float32)
         if not self.observe_types:
             return own
-        support, b = self.spec.support, len(own)
-        values = self.batch.true_values.reshape(b, -1) / support.value_high
-        demands = self.batch.true_demands.reshape(b, -1) / support.demand_high
-        return np.concatenate([own, values, demands], axis=1).astype(np.float32)
+        return np.concatenate([own, self.types_obs], axis=1)
 
     def reset(self, game_seed, policy_seed: int | None, options: dict | None) -> np.ndarray:
         """Start an episode in every instance; returns the learner's observations ``(B, obs_dim)``."""
         obs, _ = self.batch.reset(seed=game_seed, options=options)
         reset_policies([p for _, _, p in self.opponents], policy_seed)
+        if self.observe_types:  # the episode's type profile, scaled by the support bounds, fixed until reset
+            support, b = self.spec.support, len(obs)
+            self.types_obs = np.concatenate([self.batch.true_values.reshape(b, -1) / support.value_high,
+                                             self.batch.true_demands.reshape(b, -1) / support.demand_high],
+                                            axis=1).astype(np.float32)
         return self._learner_obs(obs)
 
     def step(self, action: np.ndarray):

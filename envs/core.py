@@ -235,6 +235,16 @@ class StepOutcome:
 AgentNamer = Callable[[int, int], str]
 
 
+def _nonnegative_box(layout: dict[str, slice], tops: dict[str, float]) -> spaces.Box:
+    """A float32 Box ``[0, top]`` per field of a flat layout, with a little headroom against
+    float rounding of products such as ``v * exp(bound)``."""
+    high = np.empty(max(sl.stop for sl in layout.values()), dtype=np.float64)
+    for name, sl in layout.items():
+        high[sl] = tops[name]
+    high = np.nextafter((high * (1 + 1e-6)).astype(np.float32), np.float32(np.inf))
+    return spaces.Box(np.zeros(high.size, dtype=np.float32), high, dtype=np.float32)
+
+
 class GameEngine:
     """A batch of ``n_envs`` lock-step instances of the sequential allocation game.
 
@@ -280,23 +290,13 @@ class GameEngine:
         self.action_low = low.astype(np.float64)
         self.action_high = high.astype(np.float64)
         budget_high = float(np.max(c.budget, initial=0.0))
-        obs_high = np.empty(self.obs_dim, dtype=np.float64)
         tops = {"values": self.value_high, "demands": self.demand_high, "progress": 1.0,
                 "remaining_budget": budget_high, "cumulative_allocation": budget_high,
                 "last_allocation": budget_high, "others_reported_values": self.value_high * grow,
-                "others_reported_demands": self.demand_high * grow, "others_cumulative_allocation": budget_high}
-        for name, sl in self.obs_layout.items():
-            obs_high[sl] = tops[name]
-        # a little headroom against float rounding of products such as v * exp(bound)
-        obs_high = np.nextafter((obs_high * (1 + 1e-6)).astype(np.float32), np.float32(np.inf))
-        self.observation_space = spaces.Box(np.zeros(self.obs_dim, dtype=np.float32), obs_high, dtype=np.float32)
-        state_tops = {"values": self.value_high, "demands": self.demand_high, "cumulative_allocation": budget_high,
-                      "reported_values": self.value_high * grow, "remaining_budget": budget_high, "progress": 1.0}
-        state_high = np.empty(max(sl.stop for sl in self.state_layout.values()), dtype=np.float64)
-        for name, sl in self.state_layout.items():
-            state_high[sl] = state_tops[name]
-        state_high = np.nextafter((state_high * (1 + 1e-6)).astype(np.float32), np.float32(np.inf))
-        self.state_space = spaces.Box(np.zeros(state_high.size, dtype=np.float32), state_high, dtype=np.float32)
+                "others_reported_demands": self.demand_high * grow, "others_cumulative_allocation": budget_high,
+                "reported_values": self.value_high * grow}
+        self.observation_space = _nonnegative_box(self.obs_layout, tops)
+        self.state_space = _nonnegative_box(self.state_layout, tops)
 
     def action_field(self, k: int) -> str:
         """Human-readable name of action entry ``k``, e.g. ``"demands[1]"``."""

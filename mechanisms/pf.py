@@ -94,15 +94,16 @@ def solve_proportional_fairness(values, demands, budget, past=None, weights=None
     unit; ``linear`` is per unit of resource, in the units of the log objective.
     """
     inst = check_instance(values, demands, budget, past, weights)
-    return _solve(inst, check_linear(linear, inst), tol, max_iter)
+    return _solve(inst, None if linear is None else check_linear(linear, inst), tol, max_iter)
 
 
-def _solve(inst: Instance, linear: np.ndarray, tol: float, max_iter: int) -> PFSolution:
+def _solve(inst: Instance, linear: np.ndarray | None, tol: float, max_iter: int) -> PFSolution:
+    """Solve a validated batch; ``linear`` is the broadcast linear term or ``None`` (plain PF)."""
     batch, n, m = inst.batch_shape, inst.n_agents, inst.n_resources
     v, x, b = (_flush_tiny(flatten_batch(t, k)) for t, k in ((inst.values, 2), (inst.demands, 2), (inst.budget, 1)))
     c, w = _flush_tiny(flatten_batch(bias_utility(inst.values, inst.past), 1)), flatten_batch(inst.weights, 1)
-    z = _flush_tiny(flatten_batch(linear, 2))
     size = v.shape[0]
+    z = np.zeros((size, n, m)) if linear is None else _flush_tiny(flatten_batch(linear, 2))
     a, mu, nu = np.zeros((size, n, m)), np.zeros((size, n, m)), np.zeros((size, n, m))
     prices = np.zeros((size, m))
     converged, iterations = np.zeros(size, dtype=bool), np.zeros(size, dtype=np.int64)
