@@ -156,6 +156,11 @@ def proportional_fairness(values, demands, budget, past=None, weights=None, line
     return solve_proportional_fairness(values, demands, budget, past, weights, linear).allocation
 
 
+def proportional_fairness_checked(inst: Instance) -> np.ndarray:
+    """Plain PF ``(..., N, M)`` of an instance already validated by ``check_instance``."""
+    return _solve(inst, None, DEFAULT_TOLERANCE, DEFAULT_MAX_ITER).allocation
+
+
 def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weights=None, linear=None) -> np.ndarray:
     """Largest violation of PF's KKT conditions per instance, in scale-free units ``(...)``.
 

@@ -85,16 +85,17 @@ def _block_inverse(dinv, vh, rho, out):
         total = 0.0
         for j in range(k):
             total += dinv[i, j] * vh[i, j] * vh[i, j]
-        denom = 1.0 + rho[i] * total
+        inv_denom = 1.0 / (1.0 + rho[i] * total)
+        coupling = rho[i] * inv_denom
         for j in range(k):
             others = 0.0
             for l in range(k):
                 if l != j:
                     others += dinv[i, l] * vh[i, l] * vh[i, l]
-            out[i, j, j] = dinv[i, j] * (1.0 + rho[i] * others) / denom
-            for l in range(k):
-                if l != j:
-                    out[i, j, l] = -rho[i] * dinv[i, j] * vh[i, j] * dinv[i, l] * vh[i, l] / denom
+            out[i, j, j] = dinv[i, j] * (1.0 + rho[i] * others) * inv_denom
+            g_j = coupling * dinv[i, j] * vh[i, j]
+            for l in range(j):
+                out[i, j, l] = out[i, l, j] = -g_j * dinv[i, l] * vh[i, l]
 
 
 @njit(cache=True, error_model="numpy")
@@ -252,6 +253,7 @@ def _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, cautious):
     for it in range(max_iter):
         worst = 0.0
         gap = 0.0
+        probe = 0.0  # sums every residual: not finite iff some iterate is not
         for i in range(n):
             r_e[i] = s[i] - ch[i]
             c_eta[i] = eta[i] * s[i] - w[i]
@@ -271,12 +273,15 @@ def _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, cautious):
                     c_mu[i, c] = mu[i, c] * a[i, c]
                     c_nu[i, c] = nu[i, c] * up[i, c]
                     gap += c_mu[i, c] + c_nu[i, c]
+                    probe += r_a[i, c] + r_up[i, c]
                     worst = max(worst, abs(r_a[i, c]), abs(r_up[i, c]), c_mu[i, c], c_nu[i, c])
         for i in range(n):
             worst = max(worst, abs(r_e[i]))
+            probe += r_e[i] + c_eta[i]
         for c in range(k):
             worst = max(worst, abs(r_sl[c]))
-        if not np.isfinite(a.sum() + s.sum() + eta.sum() + lam.sum() + mu.sum() + nu.sum()):
+            probe += r_sl[c]
+        if not np.isfinite(probe + gap):
             return a, lam, mu, nu, False, it  # broke down: the caller falls back to the reference
         if worst <= tol and (worst <= DEGENERATE_TOL or not _ambiguous(a, mu, up, nu, sl, lam, act)):
             return a, lam, mu, nu, True, it
@@ -312,6 +317,7 @@ def _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, cautious):
             for c in range(k):
                 e[c] = q_lam[c] / lam[c] - r_sl[c]
             _newton_direction(blocks, L, rhs, e, t, dlam, da)
+            step = 1e300
             for c in range(k):
                 dsl[c] = -r_sl[c]
             for i in range(n):
@@ -323,11 +329,15 @@ def _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, cautious):
                         dup[i, c] = -r_up[i, c] - da[i, c]
                         dmu[i, c] = (-q_mu[i, c] - mu[i, c] * da[i, c]) / a[i, c]
                         dnu[i, c] = (-q_nu[i, c] - nu[i, c] * dup[i, c]) / up[i, c]
+                        if da[i, c] < 0.0:
+                            step = min(step, -a[i, c] / da[i, c])
+                        if dup[i, c] < 0.0:
+                            step = min(step, -up[i, c] / dup[i, c])
+                        if dmu[i, c] < 0.0:
+                            step = min(step, -mu[i, c] / dmu[i, c])
+                        if dnu[i, c] < 0.0:
+                            step = min(step, -nu[i, c] / dnu[i, c])
                 deta[i] = (-c_eta[i] - eta[i] * ds[i]) / s[i]
-            step = _max_step(a, da, 1e300)
-            step = _max_step(up, dup, step)
-            step = _max_step(mu, dmu, step)
-            step = _max_step(nu, dnu, step)
             step = _max_step(s, ds, step)
             step = _max_step(eta, deta, step)
             step = _max_step(sl, dsl, step)

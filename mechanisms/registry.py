@@ -13,9 +13,10 @@ from typing import Callable
 import numpy as np
 
 from .pa import partial_allocation
-from .pf import proportional_fairness
+from .pf import proportional_fairness, proportional_fairness_checked
 from .pf_grad import proportional_fairness_torch
 from .simple import equal_split, proportional_to_demand
+from .validation import Instance
 
 AllocateFn = Callable[..., np.ndarray]
 
@@ -33,6 +34,7 @@ class OneShotMechanism:
     allocate: AllocateFn
     description: str = ""
     allocate_torch: AllocateFn | None = None  # same rule on torch tensors, differentiable; None if not
+    allocate_instance: Callable[[Instance], np.ndarray] | None = None  # same rule on a validated Instance
 
     @property
     def differentiable(self) -> bool:
@@ -41,6 +43,14 @@ class OneShotMechanism:
 
     def __call__(self, values, demands, budget, past=None) -> np.ndarray:
         return self.allocate(values, demands, budget, past)
+
+    def allocate_checked(self, inst: Instance) -> np.ndarray:
+        """The allocation for an instance already validated by
+        :func:`~mechzoo.mechanisms.validation.check_instance` without weights (unit weights; the
+        rule's own bound weights apply): skips the rule's own checks where it can."""
+        if self.allocate_instance is not None:
+            return self.allocate_instance(inst)
+        return self.allocate(inst.values, inst.demands, inst.budget, inst.past)
 
 
 Factory = Callable[..., OneShotMechanism]
@@ -89,8 +99,13 @@ def make_one_shot(name: str | OneShotMechanism, **kwargs) -> OneShotMechanism:
     return factory(**kwargs)
 
 
-def _rule_factory(name: str, rule: AllocateFn, description: str, torch_rule: AllocateFn | None = None) -> Factory:
-    """A factory binding the optional Nash-welfare ``weights (..., N)`` of a built-in rule."""
+def _rule_factory(name: str, rule: AllocateFn, description: str, torch_rule: AllocateFn | None = None,
+                  instance_rule: Callable[[Instance], np.ndarray] | None = None) -> Factory:
+    """A factory binding the optional Nash-welfare ``weights (..., N)`` of a built-in rule.
+
+    ``instance_rule`` (the unweighted rule on a validated :class:`Instance`) serves
+    :meth:`OneShotMechanism.allocate_checked` when no weights are bound.
+    """
 
     def factory(weights=None) -> OneShotMechanism:
         def allocate(values, demands, budget, past=None) -> np.ndarray:
@@ -99,14 +114,15 @@ def _rule_factory(name: str, rule: AllocateFn, description: str, torch_rule: All
         def allocate_torch(values, demands, budget, past=None):
             return torch_rule(values, demands, budget, past, weights)
 
-        return OneShotMechanism(name, allocate, description, allocate_torch if torch_rule is not None else None)
+        return OneShotMechanism(name, allocate, description, allocate_torch if torch_rule is not None else None,
+                                instance_rule if weights is None else None)
 
     return factory
 
 
 register_one_shot("pf", _rule_factory(
     "pf", proportional_fairness, "proportional fairness: maximise the (weighted) Nash social welfare",
-    proportional_fairness_torch))
+    proportional_fairness_torch, proportional_fairness_checked))
 register_one_shot("pa", _rule_factory(
     "pa", partial_allocation, "partial allocation: PF scaled by each agent's externality ratio"))
 register_one_shot("equal", _rule_factory(

@@ -12,12 +12,12 @@ share each resource's unit; values are utility per unit.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .registry import OneShotMechanism, make_one_shot
-from .validation import as_float_array, check_instance
+from .validation import Instance, as_float_array, check_instance
 
 
 SPENT = 1e-12  # a remaining budget below this fraction of the last one is round-off
@@ -150,9 +150,8 @@ class SequentialMechanism(abc.ABC):
         self.one_shot = make_one_shot(one_shot)
 
     @abc.abstractmethod
-    def _allocate(self, t: int, values: np.ndarray, demands: np.ndarray, budget: np.ndarray,
-                  past: np.ndarray) -> np.ndarray:
-        """Round ``t``'s allocation ``(..., N, M)`` from broadcast reports, remaining budget and ã."""
+    def _allocate(self, t: int, inst: Instance) -> np.ndarray:
+        """Round ``t``'s allocation ``(..., N, M)`` from the validated reports, remaining budget and ã."""
 
     def reset(self, budget) -> SequentialState:
         """The state before round 0 for total budgets ``budget (..., M)``."""
@@ -176,7 +175,7 @@ class SequentialMechanism(abc.ABC):
         else:
             values = state.values
         inst = check_instance(values, demands, state.budget, state.past)
-        a = self._allocate(state.t, inst.values, inst.demands, inst.budget, inst.past)
+        a = self._allocate(state.t, inst)
         remaining = inst.budget - a.sum(axis=-2)
         new_state = SequentialState(
             # What round-off leaves of a spent budget (a few ulps) counts as spent.
@@ -221,15 +220,16 @@ class SAMA(SequentialMechanism):
         self.beta_schedule = beta_schedule
         self.name = f"sama({self.one_shot.name})"
 
-    def _allocate(self, t, values, demands, budget, past):
-        beta = self.beta_schedule.beta(t)
-        try:
-            beta = np.broadcast_to(beta, demands.shape[-2:]).mean(axis=-1)
-        except ValueError as err:
+    def _allocate(self, t, inst):
+        beta, demands = self.beta_schedule.beta(t), inst.demands
+        if any(k not in (1, d) for k, d in zip(beta.shape, demands.shape[-2:])):
             raise ValueError(f"beta_schedule of shape {self.beta_schedule.betas.shape[1:]} per round does not "
-                             f"broadcast to (N, M) = {demands.shape[-2:]}") from err
+                             f"broadcast to (N, M) = {demands.shape[-2:]}")
+        if np.all(beta == 1.0):  # no inflation (the default schedule): the instance is f's input as is
+            return self.one_shot.allocate_checked(inst)
+        beta = np.broadcast_to(beta, demands.shape[-2:]).mean(axis=-1)
         beta = np.where(beta > 0, beta, 1.0)[:, None]
-        inflated = self.one_shot(values, demands / beta, budget, past)
+        inflated = self.one_shot(inst.values, demands / beta, inst.budget, inst.past)
         return np.minimum(beta * inflated, demands)
 
 
@@ -240,5 +240,5 @@ class Independent(SequentialMechanism):
         super().__init__(one_shot)
         self.name = f"independent({self.one_shot.name})"
 
-    def _allocate(self, t, values, demands, budget, past):
-        return self.one_shot(values, demands, budget)
+    def _allocate(self, t, inst):
+        return self.one_shot.allocate_checked(replace(inst, past=np.zeros(inst.past.shape)))
