@@ -420,6 +420,7 @@ class GameEngine:
         m = self.m
         low, high = self.action_low, self.action_high
         outside = (actions < low) | (actions > high)
+        clips = np.zeros(outside.shape[:-1], dtype=np.int64)
         if outside.any():
             if self.config.strict:
                 b, i, k = np.argwhere(outside)[0]
@@ -427,7 +428,7 @@ class GameEngine:
                                  f"{actions[b, i, k]} is outside [{low[k]}, {high[k]}] (strict=True; "
                                  "with strict=False it would be clipped)")
             actions = np.clip(actions, low, high)
-        clips = outside.sum(axis=-1)
+            clips = np.count_nonzero(outside, axis=-1)
         if self.config.report_mode == "relative":
             factors = np.exp(actions)
             return self.values * factors[..., :m], self.demands[:, self.t] * factors[..., m:], clips

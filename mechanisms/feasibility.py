@@ -7,6 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def column_totals(allocation: np.ndarray) -> np.ndarray:
+    """Per-resource totals over agents, ``(..., N, M) -> (..., M)`` (``einsum`` is several times
+    faster than ``sum(axis=-2)`` for the small M of these problems)."""
+    return np.einsum("...nm->...m", allocation)
+
+
 def repair_feasibility(allocation: np.ndarray, demands: np.ndarray, budget: np.ndarray) -> np.ndarray:
     """Remove solver round-off so that the allocation is exactly feasible.
 
@@ -16,7 +22,7 @@ def repair_feasibility(allocation: np.ndarray, demands: np.ndarray, budget: np.n
     Shapes: ``allocation, demands (..., N, M)``, ``budget (..., M)``; returns ``(..., N, M)``.
     """
     a = np.clip(allocation, 0.0, demands)
-    total = a.sum(axis=-2)
+    total = column_totals(a)
     over = total > budget
     if np.any(over):
         # Shrink by slightly more than the exact ratio so the recomputed sum cannot exceed it.
@@ -29,5 +35,5 @@ def is_feasible(allocation, demands, budget, atol: float = 0.0) -> np.ndarray:
     """Boolean ``(...)``: whether each allocation in the batch is feasible (within ``atol``)."""
     a = np.asarray(allocation)
     ok_bounds = np.all((a >= -atol) & (a <= np.asarray(demands) + atol), axis=(-2, -1))
-    ok_budget = np.all(a.sum(axis=-2) <= np.asarray(budget) + atol, axis=-1)
+    ok_budget = np.all(column_totals(a) <= np.asarray(budget) + atol, axis=-1)
     return ok_bounds & ok_budget

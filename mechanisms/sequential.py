@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .feasibility import column_totals
 from .registry import OneShotMechanism, make_one_shot
 from .validation import Instance, as_float_array, check_instance
 
@@ -176,7 +177,7 @@ class SequentialMechanism(abc.ABC):
             values = state.values
         inst = check_instance(values, demands, state.budget, state.past)
         a = self._allocate(state.t, inst)
-        remaining = inst.budget - a.sum(axis=-2)
+        remaining = inst.budget - column_totals(a)
         new_state = SequentialState(
             # What round-off leaves of a spent budget (a few ulps) counts as spent.
             budget=np.where(remaining > SPENT * inst.budget, remaining, 0.0),

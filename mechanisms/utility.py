@@ -11,7 +11,8 @@ def utility(values, demands, allocation) -> np.ndarray:
     resource units. Allocation beyond the demand is worth nothing.
     """
     used = np.minimum(np.asarray(allocation, dtype=np.float64), np.asarray(demands, dtype=np.float64))
-    return np.sum(np.asarray(values, dtype=np.float64) * used, axis=-1)
+    # einsum (broadcasting like *) is several times faster than sum(axis=-1) for small M
+    return np.einsum("...nm,...nm->...n", np.asarray(values, dtype=np.float64), used)
 
 
 def total_utilities(values, demands, allocations) -> np.ndarray:
