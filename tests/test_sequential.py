@@ -7,9 +7,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mechzoo.mechanisms.feasibility import is_feasible
-from mechzoo.mechanisms.registry import make_one_shot
+from mechzoo.mechanisms.registry import OneShotMechanism, make_one_shot
 from mechzoo.mechanisms.sequential import SAMA, BetaSchedule, Independent, SequentialState
 from mechzoo.mechanisms.utility import total_utilities, utility
+from mechzoo.mechanisms.validation import check_instance
 
 # Example 2 of the SAMA paper: N = 2, M = 1, T = 2, B = 6, v = (1, 1);
 # demands agent 1: (0, 4), agent 2: (2, 2). Shapes (T, N, M).
@@ -35,6 +36,32 @@ def test_example2_independent_pf_ignores_the_past_allocation():
 def test_mechanism_names():
     assert SAMA("pf").name == "sama(pf)"
     assert Independent(make_one_shot("equal")).name == "independent(equal)"
+
+
+def test_validated_instance_path_gives_the_rule_on_the_same_reports():
+    rng = np.random.default_rng(4)
+    values, demands = rng.uniform(0.1, 1, (5, 3, 2)), rng.uniform(0, 1, (5, 3, 2))
+    budget, past = np.array([1.0, 0.7]), rng.uniform(0, 0.3, (5, 3, 2))
+    inst = check_instance(values, demands, budget, past)
+    pf = make_one_shot("pf")
+    assert pf.allocate_instance is not None
+    np.testing.assert_array_equal(pf.allocate_checked(inst), pf.allocate(values, demands, budget, past))
+    weighted = make_one_shot("pf", weights=np.array([1.0, 2.0, 3.0]))
+    assert weighted.allocate_instance is None  # bound weights: the checked path falls back to allocate
+    np.testing.assert_array_equal(weighted.allocate_checked(inst), weighted.allocate(values, demands, budget, past))
+    equal = make_one_shot("equal")
+    np.testing.assert_array_equal(equal.allocate_checked(inst), equal.allocate(values, demands, budget, past))
+
+
+def test_sama_with_and_without_the_validated_path_agree():
+    rng = np.random.default_rng(5)
+    values, demands, budget = rng.uniform(0.1, 1, (4, 3, 2)), rng.uniform(0, 1, (4, 5, 3, 2)), np.array([2.0, 1.5])
+    pf = make_one_shot("pf")
+    plain = OneShotMechanism("pf_plain", pf.allocate)  # no allocate_instance
+    np.testing.assert_array_equal(SAMA(pf).rollout(values, demands, budget),
+                                  SAMA(plain).rollout(values, demands, budget))
+    np.testing.assert_array_equal(Independent(pf).rollout(values, demands, budget),
+                                  Independent(plain).rollout(values, demands, budget))
 
 
 # --- state machine --------------------------------------------------------------------------
