@@ -63,14 +63,15 @@ class RoundBudgetIndependent(Independent):
         self.horizon, self.budget_rule = horizon, budget_rule
         self.name = f"independent[{budget_rule}]({self.one_shot.name})"
 
-    def _allocate(self, t, values, demands, budget, past):
+    def _allocate(self, t, inst):
         if t >= self.horizon:
             raise ValueError(f"round t = {t} is outside the horizon T = {self.horizon}")
+        budget = inst.budget
         if self.budget_rule == "per_round":
-            cap = np.minimum(budget, (budget + past.sum(axis=-2)) / self.horizon)
+            cap = np.minimum(budget, (budget + inst.past.sum(axis=-2)) / self.horizon)
         else:
             cap = budget / (self.horizon - t)
-        return self.one_shot(values, demands, cap)
+        return self.one_shot(inst.values, inst.demands, cap)
 
 
 def sequential_mechanism(meta: str, one_shot: str, horizon: int, independent_budget: str = "remaining",

@@ -12,7 +12,7 @@ def utility(values, demands, allocation) -> np.ndarray:
     """
     used = np.minimum(np.asarray(allocation, dtype=np.float64), np.asarray(demands, dtype=np.float64))
     # einsum (broadcasting like *) is several times faster than sum(axis=-1) for small M
-    return np.einsum("...nm,...nm->...n", np.asarray(values, dtype=np.float64), used)
+    return np.einsum("...m,...m->...", np.asarray(values, dtype=np.float64), used)
 
 
 def total_utilities(values, demands, allocations) -> np.ndarray:
