@@ -76,8 +76,9 @@ def _train_mechanism(args) -> None:
     from .agents.mechanism_training import TrainingConfig, train_mechanism
 
     torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
-    options = {k: getattr(args, k) for k in ("data", "steps", "batch_size", "train_size", "lr", "dual_lr", "epsilon",
-                                             "inner_steps", "restarts", "checkpoint_every", "seed")
+    options = {k: getattr(args, k) for k in ("data", "steps", "batch_size", "train_size", "lr", "lr_half_life",
+                                             "dual_lr", "epsilon", "gamma_init", "inner_steps", "restarts",
+                                             "checkpoint_every", "seed")
                if getattr(args, k) is not None}
     config = TrainingConfig(architecture=args.architecture.replace("-", "_"), n_agents=args.agents,
                             n_resources=args.resources, **options)
@@ -122,10 +123,12 @@ def main(argv=None) -> int:
     train.add_argument("--batch-size", type=int, help="minibatch size s")
     train.add_argument("--train-size", type=int, help="training samples L")
     train.add_argument("--lr", type=float, help="Adam step on the weights (alpha)")
+    train.add_argument("--lr-half-life", type=int, help="steps over which the weights' step halves (0: constant)")
     train.add_argument("--dual-lr", type=float, help="dual step (beta)")
     train.add_argument("--epsilon", type=float, help="exploitability target")
+    train.add_argument("--gamma-init", type=float, help="initial multiplier gamma^0")
     train.add_argument("--inner-steps", type=int, help="misreport ascent steps per outer step")
-    train.add_argument("--restarts", type=int, help="uniform misreport draws per (sample, agent) and step")
+    train.add_argument("--restarts", type=int, help="random misreport candidates per (sample, agent) and step")
     train.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     train.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")

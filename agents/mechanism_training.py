@@ -2,13 +2,15 @@
 
 The designer minimises ``sum_i gamma_i expl_i - log NSW`` over the network weights ``omega``
 and raises each multiplier by projected dual ascent, ``gamma_i <- max(0, gamma_i + beta
-(expl_i - epsilon))``. The exploitability of a training sample is estimated RegretNet-style:
-every (sample, agent) pair keeps a misreport that persists across steps; each step first lets
-``restarts`` uniform draws from the report box replace the stored misreports they beat, then takes
-``inner_steps`` projected Adam steps on the misreports of the minibatch (ascent on the
-deviating agent's true utility, others truthful, through the differentiable mechanism) and
-then differentiates ``relu(u_i(misreport) - u_i(truth))`` with respect to ``omega`` with the
-misreport held fixed (Danskin). ``log NSW`` sums the logs of the agents with a positive
+(expl_i - epsilon))`` (``beta = 0`` keeps ``gamma`` fixed). The exploitability of a training
+sample is estimated RegretNet-style: every (sample, agent) pair keeps a misreport that persists
+across steps; each step first lets ``restarts`` candidates from the evaluation oracle's random
+pool replace the stored misreports they beat, then takes ``inner_steps`` projected Adam steps on
+the misreports of the minibatch (ascent on the deviating agent's true utility, others
+truthful, through the differentiable mechanism) and then differentiates
+``relu(u_i(misreport) - u_i(truth))`` with respect to ``omega`` with the misreport held fixed
+(Danskin). Only agents that the truthful allocation leaves short of their demand are
+searched (nobody can gain more than their whole demand). ``log NSW`` sums the logs of the agents with a positive
 true value-demand product (agents demanding nothing have utility 0 under every mechanism).
 
 Training data (:func:`training_data`): ``"paper"`` is distribution (17) (``v ~ U(0.1, 1)``,
@@ -42,6 +44,7 @@ from .oracles import GridOracle, Oracle, RandomOracle, ReportSpace
 DATA_KINDS = ("paper", "perturbed", "adversarial")
 PERTURBATION_SCALE = 0.01  # Cauchy scale of distribution (18)
 GRID_LIMIT = 2000  # adversarial data: grid search over values while points**M stays below this
+SERVED_TOLERANCE = 1e-9  # an agent whose truthful utility is within this of v_i . x_i cannot gain
 
 
 @dataclass(frozen=True)
@@ -49,26 +52,28 @@ class TrainingConfig:
     """Hyperparameters of Algorithm 1 (those the paper leaves open are our choices).
 
     ``steps`` K outer iterations on minibatches of ``batch_size`` s drawn from ``train_size`` L
-    samples; Adam with learning rate ``lr`` (alpha) on the weights; dual step ``dual_lr``
-    (beta), target ``epsilon`` and start ``gamma_init`` for the multipliers; ``inner_steps``
-    Adam steps of size ``misreport_lr`` on the misreports per outer step, inside ``space``,
-    after ``restarts`` uniform draws from ``space`` per (sample, agent) have replaced the
-    stored misreports they beat.
+    samples; Adam with learning rate ``lr`` (alpha) on the weights, ``lr 2^(-k / lr_half_life)``
+    at step k (``lr_half_life = 0`` keeps it constant); dual step ``dual_lr`` (beta; 0 keeps the
+    multipliers at ``gamma_init``), target ``epsilon`` and start ``gamma_init`` for the
+    multipliers; ``inner_steps`` Adam steps of size ``misreport_lr`` on the misreports per outer
+    step, inside ``space``, after ``restarts`` candidates per (sample, agent) from the
+    evaluation oracle's random pool have replaced the stored misreports they beat.
     """
 
     architecture: str = "rpf_net"
     n_agents: int = 2
     n_resources: int = 2
     data: str = "paper"
-    steps: int = 800
-    batch_size: int = 128
+    steps: int = 4500
+    batch_size: int = 512
     train_size: int = 8192
     hidden: int = DEFAULT_HIDDEN
     layers: int = DEFAULT_LAYERS
-    lr: float = 1e-3
-    dual_lr: float = 20.0
+    lr: float = 3e-3
+    lr_half_life: int = 3000
+    dual_lr: float = 0.0
     epsilon: float = 3e-4
-    gamma_init: float = 1.0
+    gamma_init: float = 10.0
     inner_steps: int = 5
     misreport_lr: float = 0.02
     restarts: int = 8
@@ -87,8 +92,8 @@ class TrainingConfig:
         bad = [k for k, v in positive.items() if not v > 0]
         if bad:
             raise ValueError(f"{', '.join(bad)} must be positive")
-        if min(self.dual_lr, self.epsilon, self.gamma_init, self.inner_steps, self.restarts) < 0:
-            raise ValueError("dual_lr, epsilon, gamma_init, inner_steps and restarts must be non-negative")
+        if min(self.dual_lr, self.epsilon, self.gamma_init, self.inner_steps, self.restarts, self.lr_half_life) < 0:
+            raise ValueError("dual_lr, epsilon, gamma_init, inner_steps, restarts and lr_half_life must be non-negative")
         if self.batch_size > self.train_size:
             raise ValueError(f"batch_size {self.batch_size} exceeds train_size {self.train_size}")
 
@@ -143,20 +148,18 @@ def true_utility(values: torch.Tensor, demands: torch.Tensor, allocation: torch.
     return (values * torch.minimum(allocation, demands)).sum(-1)
 
 
-def deviation_utility(model: torch.nn.Module, values, demands, budget, mis_values, mis_demands) -> torch.Tensor:
-    """Each agent's true utility when it alone reports its misreport: ``(S, N)``.
+def deviation_utility(model: torch.nn.Module, values, demands, budget, agents, mis_values, mis_demands) -> torch.Tensor:
+    """True utility of each deviating agent when it alone reports its misreport: ``(P,)``.
 
-    ``values, demands, mis_values, mis_demands (S, N, M)``, ``budget (S, M)``; agent i's
-    misreport is row i of ``mis_*``. All S*N deviations go through the model in one batch.
+    One deviation per row: ``values, demands (P, N, M)`` the true profiles, ``budget (P, M)``,
+    ``agents (P,)`` the deviating agent, ``mis_values, mis_demands (P, M)`` its report. All P
+    deviations go through the model in one batch.
     """
-    s, n, m = values.shape
-    eye = torch.eye(n, dtype=values.dtype)[None, :, :, None]  # (1, deviator, row, 1)
-    rep_v = values[:, None] * (1 - eye) + mis_values[:, :, None] * eye
-    rep_x = demands[:, None] * (1 - eye) + mis_demands[:, :, None] * eye
-    alloc = model(rep_v.reshape(s * n, n, m), rep_x.reshape(s * n, n, m),
-                  budget.repeat_interleave(n, dim=0)).view(s, n, n, m)
-    own = alloc[:, torch.arange(n), torch.arange(n)]  # (S, N, M)
-    return true_utility(values, demands, own)
+    rows = torch.arange(len(agents))
+    rep_v, rep_x = values.clone(), demands.clone()
+    rep_v[rows, agents], rep_x[rows, agents] = mis_values, mis_demands
+    own = model(rep_v, rep_x, budget)[rows, agents]
+    return (values[rows, agents] * torch.minimum(own, demands[rows, agents])).sum(-1)
 
 
 def log_nsw(values, demands, utilities: torch.Tensor) -> torch.Tensor:
@@ -225,40 +228,69 @@ def load_checkpoint(path: Path, config: TrainingConfig) -> TrainingState:
                          int(saved["step"]), json.loads(saved["history"]))
 
 
-def _random_restarts(model, values, demands, budget, mis_v, mis_x, config: TrainingConfig, rng: np.random.Generator):
-    """Replace each stored misreport by the best of ``config.restarts`` uniform draws that beats it."""
-    space = config.space
-    if not config.restarts:
+def _random_restarts(model, values, demands, budget, agents, mis_v, mis_x, config: TrainingConfig,
+                     candidates: tuple[np.ndarray, np.ndarray]):
+    """Replace each stored misreport by the best of its ``config.restarts`` candidates that beats it.
+
+    Rows are deviations as in :func:`deviation_utility` (``mis_v, mis_x (P, M)``);
+    ``candidates`` are ``(P, R, M)`` values and demands, all scored in one forward pass.
+    """
+    r = config.restarts
+    if not r or not len(agents):
         return mis_v, mis_x
+    p, m = mis_v.shape
+    cand_v, cand_x = (torch.from_numpy(np.ascontiguousarray(c.transpose(1, 0, 2))) for c in candidates)  # (R, P, M)
     with torch.no_grad():
-        best = deviation_utility(model, values, demands, budget, mis_v, mis_x)
-        for _ in range(config.restarts):
-            cand_v = (torch.from_numpy(rng.uniform(space.value_low, space.value_high, mis_v.shape))
-                      if space.searches_values else mis_v)
-            cand_x = torch.from_numpy(rng.uniform(0.0, space.demand_high, mis_x.shape)) if space.searches_demands else mis_x
-            found = deviation_utility(model, values, demands, budget, cand_v, cand_x)
-            better = (found > best)[..., None]
-            mis_v, mis_x, best = torch.where(better, cand_v, mis_v), torch.where(better, cand_x, mis_x), torch.maximum(found, best)
-    return mis_v, mis_x
+        stored = deviation_utility(model, values, demands, budget, agents, mis_v, mis_x)
+        found = deviation_utility(model, values.repeat(r, 1, 1), demands.repeat(r, 1, 1), budget.repeat(r, 1),
+                                  agents.repeat(r), cand_v.view(r * p, m), cand_x.view(r * p, m)).view(r, p)
+    best, top = found.max(dim=0)  # (P,)
+    index = top[None, :, None].expand(1, p, m)
+    better = (best > stored)[:, None]
+    return (torch.where(better, cand_v.gather(0, index)[0], mis_v),
+            torch.where(better, cand_x.gather(0, index)[0], mis_x))
+
+
+def _restart_candidates(values: np.ndarray, demands: np.ndarray, config: TrainingConfig, rng: np.random.Generator):
+    """``config.restarts`` misreports per (sample, agent), ``(S, N, R, M)`` values and demands, drawn from
+    the evaluation oracle's random pool (:class:`RandomOracle`: half uniform in the box, half the
+    truth scaled by log-normal factors)."""
+    pool = RandomOracle(max(config.restarts, 1), config.space, seed=rng)
+    per_agent = [pool.candidates(values, demands, i) for i in range(values.shape[1])]  # (S, R, M) each
+    return tuple(np.stack([c[k] for c in per_agent], axis=1) for k in (0, 1))
 
 
 def training_step(state: TrainingState, config: TrainingConfig) -> dict:
-    """One outer iteration of Algorithm 1 on a minibatch; returns its metrics."""
+    """One outer iteration of Algorithm 1 on a minibatch; returns its metrics.
+
+    Only the (sample, agent) pairs whose agent the truthful allocation leaves short of its
+    demand (``u_i < v_i . x_i - SERVED_TOLERANCE``) are searched: no report can give an agent
+    more than ``v_i . x_i``, so a fully served agent's gain is zero.
+    """
     rng = np.random.default_rng([config.seed, 1, state.step])
     idx = rng.choice(config.train_size, config.batch_size, replace=False)
     values, demands, budget = (torch.from_numpy(d[idx]) for d in state.data)
     model, space = state.model, config.space
-    mis_v, mis_x = _random_restarts(model, values, demands, budget, torch.from_numpy(state.mis_values[idx]),
-                                    torch.from_numpy(state.mis_demands[idx]), config, rng)
+    candidates = _restart_candidates(values.numpy(), demands.numpy(), config, rng) if config.restarts else None
+    truthful = true_utility(values, demands, model(values, demands, budget))  # (S, N)
+    short = ((values * demands).sum(-1) - truthful.detach()) > SERVED_TOLERANCE
+    samples, agents = torch.nonzero(short, as_tuple=True)
+    pv, px, pb = values[samples], demands[samples], budget[samples]  # one row per searched deviation
+    mis_v = torch.from_numpy(state.mis_values[idx][samples.numpy(), agents.numpy()])
+    mis_x = torch.from_numpy(state.mis_demands[idx][samples.numpy(), agents.numpy()])
+    if candidates is not None:
+        pair = (samples.numpy(), agents.numpy())
+        mis_v, mis_x = _random_restarts(model, pv, px, pb, agents, mis_v, mis_x, config,
+                                        (candidates[0][pair], candidates[1][pair]))
     mis_v.requires_grad_(space.searches_values)
     mis_x.requires_grad_(space.searches_demands)
     params = [t for t in (mis_v, mis_x) if t.requires_grad]
-    if config.inner_steps and params:
+    if config.inner_steps and params and len(agents):
         inner = torch.optim.Adam(params, lr=config.misreport_lr)
         model.requires_grad_(False)
         for _ in range(config.inner_steps):
             inner.zero_grad()
-            (-deviation_utility(model, values, demands, budget, mis_v, mis_x).sum()).backward()
+            (-deviation_utility(model, pv, px, pb, agents, mis_v, mis_x).sum()).backward()
             inner.step()
             with torch.no_grad():
                 clipped_v, clipped_x = space.clip(mis_v, mis_x)
@@ -266,12 +298,18 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
                 mis_x.copy_(clipped_x)
         model.requires_grad_(True)
     mis_v, mis_x = mis_v.detach(), mis_x.detach()
-    state.mis_values[idx], state.mis_demands[idx] = mis_v.numpy(), mis_x.numpy()
-    truthful = true_utility(values, demands, model(values, demands, budget))
-    deviating = deviation_utility(model, values, demands, budget, mis_v, mis_x)
-    expl = torch.relu(deviating - truthful).mean(0)  # (N,)
+    stored_v, stored_x = state.mis_values[idx], state.mis_demands[idx]
+    stored_v[samples.numpy(), agents.numpy()], stored_x[samples.numpy(), agents.numpy()] = mis_v.numpy(), mis_x.numpy()
+    state.mis_values[idx], state.mis_demands[idx] = stored_v, stored_x
+    gains = torch.zeros_like(truthful)
+    if len(agents):
+        deviating = deviation_utility(model, pv, px, pb, agents, mis_v, mis_x)
+        gains = gains.index_put((samples, agents), torch.relu(deviating - truthful[samples, agents]))
+    expl = gains.mean(0)  # (N,)
     welfare = log_nsw(values, demands, truthful).mean()
     loss = (state.gamma * expl).sum() - welfare
+    for group in state.optimizer.param_groups:
+        group["lr"] = config.lr * 2.0 ** (-state.step / config.lr_half_life) if config.lr_half_life else config.lr
     state.optimizer.zero_grad()
     loss.backward()
     state.optimizer.step()
@@ -279,7 +317,7 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
         state.gamma = torch.clamp(state.gamma + config.dual_lr * (expl - config.epsilon), min=0.0)
     state.step += 1
     return {"step": state.step, "log_nsw": welfare.item(), "exploitability": expl.mean().item(),
-            "gamma": state.gamma.mean().item(), "loss": loss.item()}
+            "gamma": state.gamma.mean().item(), "loss": loss.item(), "searched": len(agents)}
 
 
 def train_mechanism(config: TrainingConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,

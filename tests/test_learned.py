@@ -150,7 +150,8 @@ def test_one_shot_game_and_gradient_oracle_accept_learned_mechanisms():
 
 def small_config(**kw):
     return TrainingConfig(**{**dict(architecture="rpf_net", steps=4, batch_size=4, train_size=16, hidden=16,
-                                    layers=2, inner_steps=1, checkpoint_every=2, seed=3), **kw})
+                                    layers=2, inner_steps=1, checkpoint_every=2, seed=3, dual_lr=20.0,
+                                    lr_half_life=2), **kw})
 
 
 def test_training_resume_reproduces_an_uninterrupted_run(tmp_path):

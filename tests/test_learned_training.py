@@ -1,0 +1,88 @@
+"""Algorithm 1 details: the random restarts of the inner maximisation and the weights' step schedule."""
+import numpy as np
+import pytest
+import torch
+
+from mechzoo.agents.mechanism_training import (TrainingConfig, _initial_state, _random_restarts, _restart_candidates,
+                                               deviation_utility, training_data, training_step, true_utility)
+from mechzoo.agents.oracles import ReportSpace
+from mechzoo.mechanisms.learned_nets import MechanismNet
+
+
+def small_config(**kw):
+    return TrainingConfig(**{**dict(architecture="rpf_net", steps=6, batch_size=8, train_size=16, hidden=16,
+                                    layers=2, inner_steps=1, checkpoint_every=2, seed=5), **kw})
+
+
+@pytest.fixture(scope="module")
+def batch():
+    values, demands, budget = training_data("paper", np.random.default_rng(2), 24, 2, 2)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = MechanismNet("rpf_net", 2, 2, hidden=16, layers=2)
+    return model, *(torch.from_numpy(t) for t in (values, demands, budget))
+
+
+@pytest.mark.parametrize("fields", ["values", "demands", "both"])
+def test_restarts_only_replace_misreports_they_beat(batch, fields):
+    model, values, demands, budget = batch
+    config = small_config(restarts=6, space=ReportSpace(fields=fields))
+    samples, agents = (t.flatten() for t in torch.meshgrid(torch.arange(len(values)), torch.arange(2), indexing="ij"))
+    pv, px, pb = values[samples], demands[samples], budget[samples]
+    truth_v, truth_x = pv[torch.arange(len(agents)), agents], px[torch.arange(len(agents)), agents]
+    cand = _restart_candidates(values.numpy(), demands.numpy(), config, np.random.default_rng(0))
+    assert cand[0].shape == (len(values), 2, 6, 2)
+    pair = (samples.numpy(), agents.numpy())
+    # Stored misreports: the truth, so a replacement must be a strict improvement on truthful reporting.
+    new_v, new_x = _random_restarts(model, pv, px, pb, agents, truth_v, truth_x, config,
+                                    (cand[0][pair], cand[1][pair]))
+    with torch.no_grad():
+        before = deviation_utility(model, pv, px, pb, agents, truth_v, truth_x)
+        after = deviation_utility(model, pv, px, pb, agents, new_v, new_x)
+        direct = torch.stack([true_utility(values, demands, model(values, demands, budget))[s, a]
+                              for s, a in zip(samples, agents)])
+    assert torch.allclose(before, direct, atol=1e-9)  # a deviation to the truth is truthful reporting
+    changed = ((new_v != truth_v) | (new_x != truth_x)).any(-1)
+    assert changed.any() and (after[changed] > before[changed]).all()
+    assert torch.equal(after[~changed], before[~changed])
+    assert (new_v >= 0.1).all() and (new_v <= 1).all() and (new_x >= 0).all() and (new_x <= 1).all()
+    if fields == "values":
+        assert torch.equal(new_x, truth_x)
+    if fields == "demands":
+        assert torch.equal(new_v, truth_v)
+    again = _restart_candidates(values.numpy(), demands.numpy(), config, np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(again, cand))  # same seed, same candidates
+    kept = _random_restarts(model, pv, px, pb, agents, truth_v, truth_x, small_config(restarts=0), cand)
+    assert kept[0] is truth_v and kept[1] is truth_x
+
+
+def test_fully_served_agents_are_not_searched():
+    """Profiles where every demand fits the budget: PF-like mechanisms serve everyone, nobody is searched."""
+    config = small_config(batch_size=8, train_size=8, restarts=2)
+    state = _initial_state(config)
+    values, demands, budget = state.data
+    demands[:] = np.minimum(demands, 0.4)  # two agents, budget 1: every demand fits
+    row = training_step(state, config)
+    assert row["searched"] == 0 and row["exploitability"] == 0.0
+    contested = _initial_state(small_config(batch_size=8, train_size=8, restarts=2, seed=1))
+    contested.data[1][:] = 0.9  # every resource over-demanded
+    assert training_step(contested, small_config(batch_size=8, train_size=8, restarts=2, seed=1))["searched"] > 0
+
+
+def test_learning_rate_halves_every_half_life():
+    config = small_config(lr=0.01, lr_half_life=2, restarts=2)
+    state = _initial_state(config)
+    rates = []
+    for _ in range(5):
+        training_step(state, config)
+        rates.append(state.optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([0.01 * 2.0 ** (-k / 2) for k in range(5)])
+    constant = small_config(lr=0.01, lr_half_life=0, restarts=2)
+    state = _initial_state(constant)
+    training_step(state, constant)
+    assert state.optimizer.param_groups[0]["lr"] == 0.01
+
+
+def test_negative_half_life_rejected():
+    with pytest.raises(ValueError, match="lr_half_life"):
+        small_config(lr_half_life=-1)
