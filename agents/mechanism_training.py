@@ -255,9 +255,30 @@ def _restart_candidates(values: np.ndarray, demands: np.ndarray, config: Trainin
     """``config.restarts`` misreports per (sample, agent), ``(S, N, R, M)`` values and demands, drawn from
     the evaluation oracle's random pool (:class:`RandomOracle`: half uniform in the box, half the
     truth scaled by log-normal factors)."""
-    pool = RandomOracle(max(config.restarts, 1), config.space, seed=rng)
+    pool = RandomOracle(config.restarts, config.space, seed=rng)
     per_agent = [pool.candidates(values, demands, i) for i in range(values.shape[1])]  # (S, R, M) each
     return tuple(np.stack([c[k] for c in per_agent], axis=1) for k in (0, 1))
+
+
+def _ascend(model, values, demands, budget, agents, mis_v, mis_x, config: TrainingConfig):
+    """``config.inner_steps`` projected Adam steps on the misreports (rows as in :func:`deviation_utility`)."""
+    space = config.space
+    mis_v.requires_grad_(space.searches_values)
+    mis_x.requires_grad_(space.searches_demands)
+    params = [t for t in (mis_v, mis_x) if t.requires_grad]
+    if config.inner_steps and params and len(agents):
+        inner = torch.optim.Adam(params, lr=config.misreport_lr)
+        model.requires_grad_(False)
+        for _ in range(config.inner_steps):
+            inner.zero_grad()
+            (-deviation_utility(model, values, demands, budget, agents, mis_v, mis_x).sum()).backward()
+            inner.step()
+            with torch.no_grad():
+                clipped_v, clipped_x = space.clip(mis_v, mis_x)
+                mis_v.copy_(clipped_v)
+                mis_x.copy_(clipped_x)
+        model.requires_grad_(True)
+    return mis_v.detach(), mis_x.detach()
 
 
 def training_step(state: TrainingState, config: TrainingConfig) -> dict:
@@ -270,36 +291,20 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
     rng = np.random.default_rng([config.seed, 1, state.step])
     idx = rng.choice(config.train_size, config.batch_size, replace=False)
     values, demands, budget = (torch.from_numpy(d[idx]) for d in state.data)
-    model, space = state.model, config.space
+    model = state.model
     candidates = _restart_candidates(values.numpy(), demands.numpy(), config, rng) if config.restarts else None
     truthful = true_utility(values, demands, model(values, demands, budget))  # (S, N)
     short = ((values * demands).sum(-1) - truthful.detach()) > SERVED_TOLERANCE
     samples, agents = torch.nonzero(short, as_tuple=True)
+    pair = (samples.numpy(), agents.numpy())
     pv, px, pb = values[samples], demands[samples], budget[samples]  # one row per searched deviation
-    mis_v = torch.from_numpy(state.mis_values[idx][samples.numpy(), agents.numpy()])
-    mis_x = torch.from_numpy(state.mis_demands[idx][samples.numpy(), agents.numpy()])
+    stored_v, stored_x = state.mis_values[idx], state.mis_demands[idx]
+    mis_v, mis_x = torch.from_numpy(stored_v[pair]), torch.from_numpy(stored_x[pair])
     if candidates is not None:
-        pair = (samples.numpy(), agents.numpy())
         mis_v, mis_x = _random_restarts(model, pv, px, pb, agents, mis_v, mis_x, config,
                                         (candidates[0][pair], candidates[1][pair]))
-    mis_v.requires_grad_(space.searches_values)
-    mis_x.requires_grad_(space.searches_demands)
-    params = [t for t in (mis_v, mis_x) if t.requires_grad]
-    if config.inner_steps and params and len(agents):
-        inner = torch.optim.Adam(params, lr=config.misreport_lr)
-        model.requires_grad_(False)
-        for _ in range(config.inner_steps):
-            inner.zero_grad()
-            (-deviation_utility(model, pv, px, pb, agents, mis_v, mis_x).sum()).backward()
-            inner.step()
-            with torch.no_grad():
-                clipped_v, clipped_x = space.clip(mis_v, mis_x)
-                mis_v.copy_(clipped_v)
-                mis_x.copy_(clipped_x)
-        model.requires_grad_(True)
-    mis_v, mis_x = mis_v.detach(), mis_x.detach()
-    stored_v, stored_x = state.mis_values[idx], state.mis_demands[idx]
-    stored_v[samples.numpy(), agents.numpy()], stored_x[samples.numpy(), agents.numpy()] = mis_v.numpy(), mis_x.numpy()
+    mis_v, mis_x = _ascend(model, pv, px, pb, agents, mis_v, mis_x, config)
+    stored_v[pair], stored_x[pair] = mis_v.numpy(), mis_x.numpy()
     state.mis_values[idx], state.mis_demands[idx] = stored_v, stored_x
     gains = torch.zeros_like(truthful)
     if len(agents):
