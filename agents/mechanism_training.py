@@ -159,7 +159,7 @@ def deviation_utility(model: torch.nn.Module, values, demands, budget, agents, m
     rep_v, rep_x = values.clone(), demands.clone()
     rep_v[rows, agents], rep_x[rows, agents] = mis_values, mis_demands
     own = model(rep_v, rep_x, budget)[rows, agents]
-    return (values[rows, agents] * torch.minimum(own, demands[rows, agents])).sum(-1)
+    return true_utility(values[rows, agents], demands[rows, agents], own)
 
 
 def log_nsw(values, demands, utilities: torch.Tensor) -> torch.Tensor:
