@@ -68,6 +68,22 @@ def _list(args) -> None:
         print(f"  {name:<14} {what}")
 
 
+# TrainingConfig fields settable from `mechzoo train-mechanism` (unset ones keep the config's defaults).
+TRAINING_OPTIONS = (
+    ("steps", int, "outer iterations K"),
+    ("batch_size", int, "minibatch size s"),
+    ("train_size", int, "training samples L"),
+    ("lr", float, "Adam step on the weights (alpha)"),
+    ("lr_half_life", int, "steps over which the weights' step halves (0: constant)"),
+    ("dual_lr", float, "dual step (beta)"),
+    ("epsilon", float, "exploitability target"),
+    ("gamma_init", float, "initial multiplier gamma^0"),
+    ("inner_steps", int, "misreport ascent steps per outer step"),
+    ("restarts", int, "random misreport candidates per (sample, agent) and step"),
+    ("checkpoint_every", int, "steps between checkpoints"),
+)
+
+
 def _train_mechanism(args) -> None:
     import shlex
 
@@ -76,9 +92,7 @@ def _train_mechanism(args) -> None:
     from .agents.mechanism_training import TrainingConfig, train_mechanism
 
     torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
-    options = {k: getattr(args, k) for k in ("data", "steps", "batch_size", "train_size", "lr", "lr_half_life",
-                                             "dual_lr", "epsilon", "gamma_init", "inner_steps", "restarts",
-                                             "checkpoint_every", "seed")
+    options = {k: getattr(args, k) for k in ("data", "seed", *(name for name, _, _ in TRAINING_OPTIONS))
                if getattr(args, k) is not None}
     config = TrainingConfig(architecture=args.architecture.replace("-", "_"), n_agents=args.agents,
                             n_resources=args.resources, **options)
@@ -119,17 +133,8 @@ def main(argv=None) -> int:
     train.add_argument("--data", choices=["paper", "perturbed", "adversarial"], default="paper",
                        help="training distribution: (17), (18) or (19) of the RPF-Net paper (default: paper)")
     train.add_argument("--out", default=None, help="output folder (default: results/<arch>_<N>x<M>_<data>)")
-    train.add_argument("--steps", type=int, help="outer iterations K")
-    train.add_argument("--batch-size", type=int, help="minibatch size s")
-    train.add_argument("--train-size", type=int, help="training samples L")
-    train.add_argument("--lr", type=float, help="Adam step on the weights (alpha)")
-    train.add_argument("--lr-half-life", type=int, help="steps over which the weights' step halves (0: constant)")
-    train.add_argument("--dual-lr", type=float, help="dual step (beta)")
-    train.add_argument("--epsilon", type=float, help="exploitability target")
-    train.add_argument("--gamma-init", type=float, help="initial multiplier gamma^0")
-    train.add_argument("--inner-steps", type=int, help="misreport ascent steps per outer step")
-    train.add_argument("--restarts", type=int, help="random misreport candidates per (sample, agent) and step")
-    train.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    for name, kind, what in TRAINING_OPTIONS:
+        train.add_argument("--" + name.replace("_", "-"), type=kind, help=what)
     train.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     train.add_argument("--seed", type=int)

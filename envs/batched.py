@@ -95,8 +95,6 @@ class BatchedSequentialAllocation(EngineLayouts):
 
     def state(self) -> np.ndarray:
         """``(n_envs, state_dim)`` global states (layout ``state_layout``)."""
-        if self._engine.values is None:
-            raise ValueError("the game has not been reset: call reset() first")
         return self._engine.global_state()
 
     def truthful_actions(self) -> np.ndarray:

@@ -384,6 +384,8 @@ class GameEngine:
 
     def global_state(self) -> np.ndarray:
         """The global state of every instance ``(B, state_dim)`` float32 (layout :func:`state_layout`)."""
+        if self.values is None:
+            raise ValueError("the game has not been reset: call reset() first")
         B, L = self.n_envs, self.state_layout
         state = np.empty((B, self.state_space.shape[0]), dtype=np.float32)
         state[:, L["values"]] = self.values.reshape(B, -1)

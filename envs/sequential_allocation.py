@@ -186,8 +186,6 @@ class SequentialAllocationEnv(EngineLayouts, ParallelEnv):
 
     def state(self) -> np.ndarray:
         """The global state ``(state_dim,)`` float32 for centralised critics (layout ``env.state_layout``)."""
-        if self._engine.values is None:
-            raise ValueError("the game has not been reset: call reset() first")
         return self._engine.global_state()[0]
 
     def _actions_array(self, actions) -> np.ndarray:

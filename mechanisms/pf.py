@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import pf_kernel
-from .feasibility import repair_feasibility
+from .feasibility import column_totals, repair_feasibility
 from .pf_reference import check_linear, solve_reference_instance
 from .validation import Instance, check_instance
 
@@ -94,11 +94,13 @@ def solve_proportional_fairness(values, demands, budget, past=None, weights=None
     unit; ``linear`` is per unit of resource, in the units of the log objective.
     """
     inst = check_instance(values, demands, budget, past, weights)
-    return _solve(inst, None if linear is None else check_linear(linear, inst), tol, max_iter)
+    return solve_validated(inst, None if linear is None else check_linear(linear, inst), tol, max_iter)
 
 
-def _solve(inst: Instance, linear: np.ndarray | None, tol: float, max_iter: int) -> PFSolution:
-    """Solve a validated batch; ``linear`` is the broadcast linear term or ``None`` (plain PF)."""
+def solve_validated(inst: Instance, linear: np.ndarray | None = None, tol: float = DEFAULT_TOLERANCE,
+                    max_iter: int = DEFAULT_MAX_ITER) -> PFSolution:
+    """Solve a batch already validated by ``check_instance``; ``linear`` is the linear term
+    broadcast to the batch (validated by ``check_linear``) or ``None`` (plain PF)."""
     batch, n, m = inst.batch_shape, inst.n_agents, inst.n_resources
     v, x, b = (_flush_tiny(flatten_batch(t, k)) for t, k in ((inst.values, 2), (inst.demands, 2), (inst.budget, 1)))
     c, w = _flush_tiny(flatten_batch(bias_utility(inst.values, inst.past), 1)), flatten_batch(inst.weights, 1)
@@ -158,7 +160,7 @@ def proportional_fairness(values, demands, budget, past=None, weights=None, line
 
 def proportional_fairness_checked(inst: Instance) -> np.ndarray:
     """Plain PF ``(..., N, M)`` of an instance already validated by ``check_instance``."""
-    return _solve(inst, None, DEFAULT_TOLERANCE, DEFAULT_MAX_ITER).allocation
+    return solve_validated(inst).allocation
 
 
 def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weights=None, linear=None) -> np.ndarray:
@@ -187,7 +189,7 @@ def kkt_residual(values, demands, budget, solution: PFSolution, past=None, weigh
     stationarity = (-marginal + (nu - mu + p[..., None, :] + z) * sigma[..., None, :]) / price_scale
     stationarity = np.where(included[..., None], np.abs(stationarity), 0.0)
     sig = sigma[..., None, :]
-    slack_b = b - a.sum(-2)
+    slack_b = b - column_totals(a)
     parts = [
         stationarity.max(axis=(-2, -1)),
         (np.maximum(-a, 0) / sig).max(axis=(-2, -1)),

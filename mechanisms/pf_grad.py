@@ -26,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .pf import PFSolution, bias_utility, flatten_batch, resource_scale, solve_proportional_fairness
+from .pf import PFSolution, bias_utility, flatten_batch, resource_scale, solve_validated
 from .pf_reference import check_linear
-from .validation import check_instance
+from .validation import Instance, check_instance
 
 CHUNK = 256  # instances per dense KKT solve: bounds memory at CHUNK * (3NM+M)^2 doubles
 
@@ -132,14 +132,14 @@ def _solve_transposed(J: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 class ProportionalFairnessFunction(torch.autograd.Function):
     """``allocation = PF(values, demands, budget, past, weights, linear)`` with implicit-function gradients.
 
-    All inputs are float64 tensors already broadcast to full shapes ``(B..., N, M)``,
-    ``(B..., M)`` and ``(B..., N)``; use :func:`proportional_fairness_torch` for broadcasting.
+    All inputs are float64 tensors already validated and broadcast to full shapes ``(B..., N, M)``,
+    ``(B..., M)`` and ``(B..., N)``; use :func:`proportional_fairness_torch`, which does both.
     """
 
     @staticmethod
     def forward(ctx, values, demands, budget, past, weights, linear):
         arrays = [t.detach().cpu().numpy() for t in (values, demands, budget, past, weights)]
-        solution = solve_proportional_fairness(*arrays, linear=linear.detach().cpu().numpy())
+        solution = solve_validated(Instance(*arrays), linear.detach().cpu().numpy())
         ctx.arrays = arrays
         ctx.solution = solution
         return torch.from_numpy(solution.allocation).to(dtype=values.dtype, device=values.device)
