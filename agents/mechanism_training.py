@@ -385,7 +385,7 @@ def _write_history(history: list[dict], out: Path) -> None:
         ax.plot(steps[window - 1:], smooth)
         ax.set_title(f"{key} (moving mean of {window})")
         ax.set_xlabel("step")
-    if history and min(h["exploitability"] for h in history) > 0:
+    if min(h["exploitability"] for h in history) > 0:
         axes[1].set_yscale("log")
     fig.tight_layout()
     fig.savefig(out / "training.png", dpi=100)
