@@ -9,7 +9,8 @@ layer of RPF-Net; ``z = 0`` is plain PF). A primal-dual interior-point method wi
 predictor-corrector. The Newton system is ``(P + D^T S_b D) da = r`` with ``P`` block
 diagonal, one ``diag + rank-one`` block per agent, and ``D = [I_M ... I_M]``; Woodbury's
 identity reduces it to one ``K x K`` positive-definite solve per iteration (K = number of
-contested resources), so an iteration costs ``O(N M + M^3)``.
+contested resources), so an iteration costs ``O(N M + M^3)``. The loop visits only the
+free entries, stored flat and grouped by agent.
 
 Before the interior-point loop the instance is simplified and rescaled:
  * entries with zero value get zero (they cannot change the objective);
@@ -42,7 +43,7 @@ AMBIGUOUS = 1e-9
 DEGENERATE_TOL = 1e-18
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _cholesky_factor(S, L):
     """Lower Cholesky factor ``L`` of a small symmetric positive-definite ``S`` (k x k)."""
     k = S.shape[0]
@@ -57,7 +58,7 @@ def _cholesky_factor(S, L):
                 L[i, j] = acc / L[j, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _cholesky_solve(L, t, y):
     """Solve ``L L^T y = t`` given the Cholesky factor ``L``."""
     k = t.shape[0]
@@ -73,86 +74,98 @@ def _cholesky_solve(L, t, y):
         y[i] = acc / L[i, i]
 
 
-@njit(cache=True, error_model="numpy")
-def _block_inverse(dinv, vh, rho, out):
-    """Blocks of ``P^{-1}`` for ``P_i = diag(1/dinv_i) + rho_i v_i v_i^T`` into ``out (n, k, k)``.
+@njit(cache=True, error_model="numpy", inline="always")
+def _block_inverse(ptr, dinv, vh, rho, before, diag, u, coupling):
+    """Agent ``i``'s block of ``P^{-1}`` for ``P_i = diag(1/dinv_i) + rho_i v_i v_i^T``, in the
+    Sherman-Morrison form ``diag(diag_i) - coupling_i (u_i u_i^T - diag(u_i^2))``.
 
-    Sherman-Morrison written without the cancellation of ``d - coef d^2 v^2`` that ruins the
-    entries of free variables (huge ``d``) near the solution.
+    Entries are flat (agent ``i`` owns ``ptr[i]:ptr[i + 1]``). Writes ``diag, u`` (``u = dinv
+    * v``) and ``coupling (n,)``. The diagonal is written without the cancellation of
+    ``d - coupling d^2 v^2`` that ruins the entries of free variables (huge ``d``) near the
+    solution: it uses the sum of the *other* entries' ``d v^2`` (prefix plus suffix sums;
+    ``before`` is scratch of the entries' length).
     """
-    n, k = vh.shape
-    for i in range(n):
+    for i in range(ptr.size - 1):
         total = 0.0
-        for j in range(k):
-            total += dinv[i, j] * vh[i, j] * vh[i, j]
+        for q in range(ptr[i], ptr[i + 1]):
+            before[q] = total
+            u[q] = dinv[q] * vh[q]
+            total += u[q] * vh[q]
         inv_denom = 1.0 / (1.0 + rho[i] * total)
-        coupling = rho[i] * inv_denom
-        for j in range(k):
-            others = 0.0
-            for l in range(k):
-                if l != j:
-                    others += dinv[i, l] * vh[i, l] * vh[i, l]
-            out[i, j, j] = dinv[i, j] * (1.0 + rho[i] * others) * inv_denom
-            g_j = coupling * dinv[i, j] * vh[i, j]
-            for l in range(j):
-                out[i, j, l] = out[i, l, j] = -g_j * dinv[i, l] * vh[i, l]
+        coupling[i] = rho[i] * inv_denom
+        after = 0.0
+        for q in range(ptr[i + 1] - 1, ptr[i] - 1, -1):
+            diag[q] = dinv[q] * (1.0 + rho[i] * (before[q] + after)) * inv_denom
+            after += u[q] * vh[q]
 
 
-@njit(cache=True, error_model="numpy")
-def _factor_reduced_system(blocks, sl_over_lam, S, L):
-    """Cholesky factor ``L`` of the ``k x k`` matrix ``S = D P^{-1} D^T + diag(sl/lam)``.
-
-    ``blocks (n, k, k)`` are the blocks of ``P^{-1}``; the predictor and the corrector of an
-    iteration share this factor.
-    """
-    n, k = blocks.shape[0], blocks.shape[1]
+@njit(cache=True, error_model="numpy", inline="always")
+def _factor_reduced_system(ptr, col, diag, u, coupling, sl_over_lam, S, L):
+    """Cholesky factor ``L`` of the ``k x k`` matrix ``S = D P^{-1} D^T + diag(sl/lam)``
+    (lower triangle only: an agent's entries are in increasing resource order); the
+    predictor and the corrector of an iteration share it."""
+    k = sl_over_lam.size
     for c in range(k):
-        for c2 in range(k):
-            S[c, c2] = sl_over_lam[c] if c == c2 else 0.0
-    for i in range(n):
-        for c in range(k):
-            for c2 in range(k):
-                S[c, c2] += blocks[i, c, c2]
+        for c2 in range(c + 1):
+            S[c, c2] = 0.0
+        S[c, c] = sl_over_lam[c]
+    for i in range(ptr.size - 1):
+        for q in range(ptr[i], ptr[i + 1]):
+            S[col[q], col[q]] += diag[q]
+            g = coupling[i] * u[q]
+            for q2 in range(ptr[i], q):
+                S[col[q], col[q2]] -= g * u[q2]
     _cholesky_factor(S, L)
 
 
-@njit(cache=True, error_model="numpy")
-def _newton_direction(blocks, L, rhs, e, t, dlam, da):
+@njit(cache=True, error_model="numpy", inline="always")
+def _apply_block_inverse(ptr, col, diag, u, coupling, r, shift, before, out):
+    """``out = P^{-1} (r - D^T shift)`` agent by agent (``shift (k,)``); the off-diagonal
+    sums are taken over the other entries directly (prefix plus suffix), never as a total
+    minus the own term."""
+    for i in range(ptr.size - 1):
+        total = 0.0
+        for q in range(ptr[i], ptr[i + 1]):
+            before[q] = total
+            total += u[q] * (r[q] - shift[col[q]])
+        after = 0.0
+        for q in range(ptr[i + 1] - 1, ptr[i] - 1, -1):
+            rq = r[q] - shift[col[q]]
+            out[q] = diag[q] * rq - coupling[i] * u[q] * (before[q] + after)
+            after += u[q] * rq
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _newton_direction(ptr, col, diag, u, coupling, L, rhs, e, t, before, dlam, da):
     """Solve ``P da + D^T dlam = rhs``, ``D da - diag(sl/lam) dlam = e`` by Woodbury.
 
     Eliminating ``da`` gives ``S dlam = D P^{-1} rhs - e`` with ``S`` factored by
     :func:`_factor_reduced_system` (``L``), which stays well conditioned as budget slacks
-    vanish. Writes ``da (n, k)`` and ``dlam (k,)``.
+    vanish. Writes ``da`` (flat entries; also used as scratch) and ``dlam (k,)``.
     """
-    n, k = rhs.shape
+    k = e.size
     for c in range(k):
         t[c] = -e[c]
-    for i in range(n):
-        for c in range(k):
-            acc = 0.0
-            for c2 in range(k):
-                acc += blocks[i, c, c2] * rhs[i, c2]
-            t[c] += acc
+        dlam[c] = 0.0
+    _apply_block_inverse(ptr, col, diag, u, coupling, rhs, dlam, before, da)
+    for q in range(ptr[ptr.size - 1]):
+        t[col[q]] += da[q]
     _cholesky_solve(L, t, dlam)
-    for i in range(n):
-        for c in range(k):
-            acc = 0.0
-            for c2 in range(k):
-                acc += blocks[i, c, c2] * (rhs[i, c2] - dlam[c2])
-            da[i, c] = acc
+    _apply_block_inverse(ptr, col, diag, u, coupling, rhs, dlam, before, da)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _max_step(z, dz, alpha):
     """Largest step ``<= alpha`` keeping ``z + step * dz >= 0`` elementwise."""
     for idx in range(z.size):
-        if dz.flat[idx] < 0.0:
-            alpha = min(alpha, -z.flat[idx] / dz.flat[idx])
+        if dz[idx] < 0.0:
+            alpha = min(alpha, -z[idx] / dz[idx])
     return alpha
 
 
-N_MAT_FIELDS = 20  # (n, k) arrays of the interior point, plus zh, xe, vh and xh
-N_VEC_FIELDS = 17  # vectors of length n or k
+N_ENTRY_FIELDS = 26  # flat arrays of the free entries in the interior point
+N_MAT_FIELDS = 7  # (n, m) arrays: the interior point's a, mu, nu, and zh, xe, vh, xh of solve_instance
+N_VEC_FIELDS = 21  # vectors of length n or k
 N_AUX_FIELDS = 8  # set-up vectors of solve_instance
 
 
@@ -161,9 +174,10 @@ def make_workspace(n, m):
     """Buffers for one instance of size ``(n, m)``, reused across a batch: allocation would
     otherwise dominate these small solves and serialise the threads on the allocator."""
     size = max(n, m)
-    return (np.zeros((N_MAT_FIELDS, n * m)), np.zeros((N_VEC_FIELDS, size)), np.zeros(n * m * m),
-            np.zeros((2, m * m)), np.zeros((N_AUX_FIELDS, size)), np.zeros((3, n * m + n + m), dtype=np.bool_),
-            np.zeros(m, dtype=np.int64))
+    return (np.zeros((N_MAT_FIELDS, n * m)), np.zeros((N_VEC_FIELDS, size)), np.zeros((2, m * m)),
+            np.zeros((N_AUX_FIELDS, size)), np.zeros((3, n * m + n + m), dtype=np.bool_),
+            np.zeros(m, dtype=np.int64), np.zeros((N_ENTRY_FIELDS, n * m)),
+            np.zeros((2, n * m + 1), dtype=np.int64))
 
 
 @njit(cache=True, error_model="numpy")
@@ -172,172 +186,198 @@ def _view(mat, row, n, k):
     return mat[row, :n * k].reshape((n, k))
 
 
-@njit(cache=True, error_model="numpy")
-def _ambiguous(a, mu, up, nu, sl, lam, act):
+@njit(cache=True, error_model="numpy", inline="always")
+def _ambiguous(a, mu, up, nu, sl, lam):
     """Whether some bound and its multiplier are both still above AMBIGUOUS.
 
     That happens at degenerate optima (a bound that binds with a zero multiplier), where
     the iterates approach the solution only like the square root of the complementarity
     products: the method then keeps going down to DEGENERATE_TOL.
     """
-    n, k = a.shape
-    for c in range(k):
+    for c in range(sl.size):
         if min(sl[c], lam[c]) > AMBIGUOUS:
             return True
-        for i in range(n):
-            if act[i, c] and (min(a[i, c], mu[i, c]) > AMBIGUOUS or min(up[i, c], nu[i, c]) > AMBIGUOUS):
-                return True
+    for q in range(a.size):
+        if min(a[q], mu[q]) > AMBIGUOUS or min(up[q], nu[q]) > AMBIGUOUS:
+            return True
     return False
 
 
 @njit(cache=True, error_model="numpy")
-def _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, cautious):
+def _interior_point(vh2, xh2, zh2, act, bh, ch, w, tol, max_iter, work, cautious):
     """Primal-dual interior point on the scaled, contested sub-problem.
 
-    Shapes ``(n, k)`` for ``vh, xh, zh, act`` (``zh`` the scaled linear term; ``act`` True on
-    free entries, False on entries fixed at 0),
+    Shapes ``(n, k)`` for ``vh2, xh2, zh2, act`` (``zh2`` the scaled linear term; ``act`` True
+    on free entries, False on entries fixed at 0),
     ``bh (k,)``, ``ch, w (n,)``. Utilities ``s_i = c_i + v_i . a_i`` are variables of their own
     with multipliers ``eta_i`` and the optimality condition ``eta_i s_i = w_i`` is linearised
     in primal-dual form, like a complementarity condition: the log objective then behaves
     like a barrier and a long step cannot collapse an agent's utility. The slacks of
     ``a <= x`` (``up``) and of the budget (``sl``) are variables too: recomputed as
-    differences they would lose their relative precision next to a tight bound. Fixed
-    entries keep ``a = 0`` and zero multipliers throughout. Loops write into buffers
-    allocated once, since allocation would dominate the cost of these small iterations.
+    differences they would lose their relative precision next to a tight bound.
+    The loop works on the free entries only, stored flat and grouped by agent (agent ``i``
+    owns entries ``ptr[i]:ptr[i + 1]``, resource ``col[q]``): skipping fixed entries by a
+    test on every entry costs a mispredicted branch on a good share of them. Loops write into
+    buffers allocated once, since allocation would dominate the cost of these small iterations.
     ``work`` is the buffer tuple of :func:`make_workspace`; the returned arrays are views of it.
     ``cautious`` is the fallback for the rare instances where Mehrotra's steps cycle (a flat
     objective next to a bound): it centres towards a fixed fraction of the gap without
     second-order terms and puts ``eta`` back on ``w / s`` after every step.
-    Returns ``(a, lam, mu, nu, converged, iterations)``.
+    Near the solution the fraction of the step to the boundary grows from ``STEP_TO_BOUNDARY``
+    towards 1 (``1 - sqrt(gap)``): a fixed fraction would cut the residual by only
+    ``1 - STEP_TO_BOUNDARY`` per iteration at the end (about one iteration in nine saved on
+    10 x 3 instances; ``1 - gap`` saves a little more on average, but then a few instances
+    need 20 to 40 iterations).
+    Returns ``(a, lam, mu, nu, converged, iterations)`` with ``(n, k)`` arrays (0 on fixed entries).
     """
-    n, k = vh.shape
-    mat, vec, cube, small = work[0], work[1], work[2], work[3]
-    for r in range(N_MAT_FIELDS - 4):  # the last four rows hold zh, xe, vh and xh
-        mat[r, :n * k] = 0.0
-    vec[:, :] = 0.0
-    a, up, mu, nu = _view(mat, 0, n, k), _view(mat, 1, n, k), _view(mat, 2, n, k), _view(mat, 3, n, k)
-    r_a, r_up, c_mu, c_nu = _view(mat, 4, n, k), _view(mat, 5, n, k), _view(mat, 6, n, k), _view(mat, 7, n, k)
-    q_mu, q_nu, da, dup = _view(mat, 8, n, k), _view(mat, 9, n, k), _view(mat, 10, n, k), _view(mat, 11, n, k)
-    dmu, dnu, dinv, rhs = _view(mat, 12, n, k), _view(mat, 13, n, k), _view(mat, 14, n, k), _view(mat, 15, n, k)
+    n, k = vh2.shape
+    mat, vec, small, ent, index = work[0], work[1], work[2], work[6], work[7]
+    col, ptr = index[0], index[1, :n + 1]
+    n_free = 0
+    for i in range(n):
+        ptr[i] = n_free
+        for c in range(k):
+            if act[i, c]:
+                col[n_free] = c
+                ent[22, n_free] = vh2[i, c]
+                ent[23, n_free] = xh2[i, c]
+                ent[24, n_free] = zh2[i, c]
+                n_free += 1
+    ptr[n] = n_free
+    col = col[:n_free]
+    (a, up, mu, nu, r_a, r_up, c_mu, c_nu, q_mu, q_nu, da, dup, dmu, dnu, dinv, rhs,
+     inv_a, inv_up, inv_mu, inv_nu, diag, u, vh, xh, zh, before) = (
+        ent[0, :n_free], ent[1, :n_free], ent[2, :n_free], ent[3, :n_free], ent[4, :n_free],
+        ent[5, :n_free], ent[6, :n_free], ent[7, :n_free], ent[8, :n_free], ent[9, :n_free],
+        ent[10, :n_free], ent[11, :n_free], ent[12, :n_free], ent[13, :n_free], ent[14, :n_free],
+        ent[15, :n_free], ent[16, :n_free], ent[17, :n_free], ent[18, :n_free], ent[19, :n_free],
+        ent[20, :n_free], ent[21, :n_free], ent[22, :n_free], ent[23, :n_free], ent[24, :n_free],
+        ent[25, :n_free])  # before: scratch of _block_inverse and _newton_direction
     s, eta, r_e, c_eta, ds, deta, rho = vec[0, :n], vec[1, :n], vec[2, :n], vec[3, :n], vec[4, :n], vec[5, :n], vec[6, :n]
     sl, lam, r_sl, c_lam, q_lam = vec[7, :k], vec[8, :k], vec[9, :k], vec[10, :k], vec[11, :k]
     dsl, dlam, sl_over_lam, e, t = vec[12, :k], vec[13, :k], vec[14, :k], vec[15, :k], vec[16, :k]
-    blocks = cube[:n * k * k].reshape((n, k, k))
+    inv_s, coupling, used, theta = vec[17, :n], vec[18, :n], vec[19, :k], vec[20, :k]
     S, L = small[0, :k * k].reshape((k, k)), small[1, :k * k].reshape((k, k))
-    up[:, :] = 1.0
-    lam[:] = 1.0
     # Strictly interior start: half the demand, or less where the budget needs it.
-    n_comp = float(k)
     for c in range(k):
-        total = 0.0
-        for i in range(n):
-            total += xh[i, c]
-        theta = min(0.5, 0.5 * bh[c] / total)
-        used = 0.0
-        for i in range(n):
-            if act[i, c]:
-                a[i, c] = theta * xh[i, c]
-                up[i, c] = xh[i, c] - a[i, c]
-                mu[i, c] = 1.0
-                nu[i, c] = min(1.0, 1.0 / up[i, c])  # demands far above the budget: nu * up near 1
-                used += a[i, c]
-                n_comp += 2.0
-        sl[c] = bh[c] - used
+        theta[c] = 0.0  # total demand of the resource, for now
+        used[c] = 0.0
+    for i in range(n):
+        for c in range(k):
+            theta[c] += xh2[i, c]
+    for c in range(k):
+        theta[c] = min(0.5, 0.5 * bh[c] / theta[c])  # the share of each demand taken
+        lam[c] = 1.0
+    for q in range(n_free):
+        a[q] = theta[col[q]] * xh[q]
+        up[q] = xh[q] - a[q]
+        mu[q] = 1.0
+        nu[q] = min(1.0, 1.0 / up[q])  # demands far above the budget: nu * up near 1
+        used[col[q]] += a[q]
+    for c in range(k):
+        sl[c] = bh[c] - used[c]
+    n_comp = float(k + 2 * n_free)
     for i in range(n):
         s[i] = ch[i]
-        for c in range(k):
-            s[i] += vh[i, c] * a[i, c]
+        for q in range(ptr[i], ptr[i + 1]):
+            s[i] += vh[q] * a[q]
         eta[i] = w[i] / s[i]
     best = np.inf
     stalled = 0
+    converged = False
+    iterations = max_iter
     for it in range(max_iter):
         worst = 0.0
         gap = 0.0
         probe = 0.0  # sums every residual: not finite iff some iterate is not
-        for i in range(n):
-            r_e[i] = s[i] - ch[i]
-            c_eta[i] = eta[i] * s[i] - w[i]
-            worst = max(worst, abs(c_eta[i]))
         for c in range(k):
             r_sl[c] = sl[c] - bh[c]
             c_lam[c] = lam[c] * sl[c]
             gap += c_lam[c]
             worst = max(worst, c_lam[c])
         for i in range(n):
-            for c in range(k):
-                if act[i, c]:
-                    r_e[i] -= vh[i, c] * a[i, c]
-                    r_sl[c] += a[i, c]
-                    r_a[i, c] = -eta[i] * vh[i, c] - mu[i, c] + nu[i, c] + lam[c] + zh[i, c]
-                    r_up[i, c] = a[i, c] + up[i, c] - xh[i, c]
-                    c_mu[i, c] = mu[i, c] * a[i, c]
-                    c_nu[i, c] = nu[i, c] * up[i, c]
-                    gap += c_mu[i, c] + c_nu[i, c]
-                    probe += r_a[i, c] + r_up[i, c]
-                    worst = max(worst, abs(r_a[i, c]), abs(r_up[i, c]), c_mu[i, c], c_nu[i, c])
-        for i in range(n):
+            r_e[i] = s[i] - ch[i]
+            c_eta[i] = eta[i] * s[i] - w[i]
+            worst = max(worst, abs(c_eta[i]))
+            for q in range(ptr[i], ptr[i + 1]):
+                c = col[q]
+                r_e[i] -= vh[q] * a[q]
+                r_sl[c] += a[q]
+                r_a[q] = -eta[i] * vh[q] - mu[q] + nu[q] + lam[c] + zh[q]
+                r_up[q] = a[q] + up[q] - xh[q]
+                c_mu[q] = mu[q] * a[q]
+                c_nu[q] = nu[q] * up[q]
+                gap += c_mu[q] + c_nu[q]
+                probe += r_a[q] + r_up[q]
+                worst = max(worst, abs(r_a[q]), abs(r_up[q]), c_mu[q], c_nu[q])
             worst = max(worst, abs(r_e[i]))
             probe += r_e[i] + c_eta[i]
         for c in range(k):
             worst = max(worst, abs(r_sl[c]))
             probe += r_sl[c]
         if not np.isfinite(probe + gap):
-            return a, lam, mu, nu, False, it  # broke down: the caller falls back to the reference
-        if worst <= tol and (worst <= DEGENERATE_TOL or not _ambiguous(a, mu, up, nu, sl, lam, act)):
-            return a, lam, mu, nu, True, it
+            iterations = it  # broke down: the caller falls back to the reference
+            break
+        if worst <= tol and (worst <= DEGENERATE_TOL or not _ambiguous(a, mu, up, nu, sl, lam)):
+            converged, iterations = True, it
+            break
         # Round-off can stop progress just above `tol` on large instances: accept a stall
         # within STALL_FACTOR of it, otherwise keep going until max_iter.
         stalled = stalled + 1 if worst > 0.5 * best else 0
         best = min(best, worst)
         if stalled >= STALL_ITERATIONS and worst <= STALL_FACTOR * tol:
-            return a, lam, mu, nu, True, it
+            converged, iterations = True, it
+            break
         if stalled >= STALL_ABORT:
-            return a, lam, mu, nu, False, it
+            iterations = it
+            break
         gap /= n_comp
+        # Reciprocals shared by both Newton directions and their ratio tests: divisions are
+        # the dearest operations of an iteration.
         for i in range(n):
-            rho[i] = eta[i] / s[i]
-            for c in range(k):
-                dinv[i, c] = 1.0 / (mu[i, c] / a[i, c] + nu[i, c] / up[i, c]) if act[i, c] else 0.0
-        _block_inverse(dinv, vh, rho, blocks)
+            inv_s[i] = 1.0 / s[i]
+            rho[i] = eta[i] * inv_s[i]
+        for q in range(n_free):
+            inv_a[q] = 1.0 / a[q]
+            inv_up[q] = 1.0 / up[q]
+            inv_mu[q] = 1.0 / mu[q]
+            inv_nu[q] = 1.0 / nu[q]
+            dinv[q] = 1.0 / (mu[q] * inv_a[q] + nu[q] * inv_up[q])
+        _block_inverse(ptr, dinv, vh, rho, before, diag, u, coupling)
         for c in range(k):
             sl_over_lam[c] = sl[c] / lam[c]
-        _factor_reduced_system(blocks, sl_over_lam, S, L)
+        _factor_reduced_system(ptr, col, diag, u, coupling, sl_over_lam, S, L)
         # Predictor (affine scaling), then corrector (centring plus second-order terms; none
         # for eta * s = w, whose correction can drive eta through zero and stall the method).
-        q_mu[:, :] = c_mu
-        q_nu[:, :] = c_nu
+        q_mu[:] = c_mu
+        q_nu[:] = c_nu
         q_lam[:] = c_lam
         step = 1.0
         for corrector in range(2):
             for i in range(n):
-                coef = (-c_eta[i] + eta[i] * r_e[i]) / s[i]
-                for c in range(k):
-                    rhs[i, c] = (-r_a[i, c] + vh[i, c] * coef - q_mu[i, c] / a[i, c]
-                                 + (q_nu[i, c] - nu[i, c] * r_up[i, c]) / up[i, c]) if act[i, c] else 0.0
+                coef = (-c_eta[i] + eta[i] * r_e[i]) * inv_s[i]
+                for q in range(ptr[i], ptr[i + 1]):
+                    rhs[q] = (-r_a[q] + vh[q] * coef - q_mu[q] * inv_a[q]
+                              + (q_nu[q] - nu[q] * r_up[q]) * inv_up[q])
             for c in range(k):
                 e[c] = q_lam[c] / lam[c] - r_sl[c]
-            _newton_direction(blocks, L, rhs, e, t, dlam, da)
-            step = 1e300
+            _newton_direction(ptr, col, diag, u, coupling, L, rhs, e, t, before, dlam, da)
+            # Ratio test on the largest relative decrease ``-dz / z`` (the step is its inverse).
+            shrink = 0.0
             for c in range(k):
                 dsl[c] = -r_sl[c]
             for i in range(n):
                 ds[i] = -r_e[i]
-                for c in range(k):
-                    if act[i, c]:
-                        ds[i] += vh[i, c] * da[i, c]
-                        dsl[c] -= da[i, c]
-                        dup[i, c] = -r_up[i, c] - da[i, c]
-                        dmu[i, c] = (-q_mu[i, c] - mu[i, c] * da[i, c]) / a[i, c]
-                        dnu[i, c] = (-q_nu[i, c] - nu[i, c] * dup[i, c]) / up[i, c]
-                        if da[i, c] < 0.0:
-                            step = min(step, -a[i, c] / da[i, c])
-                        if dup[i, c] < 0.0:
-                            step = min(step, -up[i, c] / dup[i, c])
-                        if dmu[i, c] < 0.0:
-                            step = min(step, -mu[i, c] / dmu[i, c])
-                        if dnu[i, c] < 0.0:
-                            step = min(step, -nu[i, c] / dnu[i, c])
-                deta[i] = (-c_eta[i] - eta[i] * ds[i]) / s[i]
+                for q in range(ptr[i], ptr[i + 1]):
+                    ds[i] += vh[q] * da[q]
+                    dsl[col[q]] -= da[q]
+                    dup[q] = -r_up[q] - da[q]
+                    dmu[q] = (-q_mu[q] - mu[q] * da[q]) * inv_a[q]
+                    dnu[q] = (-q_nu[q] - nu[q] * dup[q]) * inv_up[q]
+                    shrink = max(shrink, -da[q] * inv_a[q], -dup[q] * inv_up[q],
+                                 -dmu[q] * inv_mu[q], -dnu[q] * inv_nu[q])
+                deta[i] = (-c_eta[i] - eta[i] * ds[i]) * inv_s[i]
+            step = 1.0 / shrink if shrink > 0.0 else 1e300
             step = _max_step(s, ds, step)
             step = _max_step(eta, deta, step)
             step = _max_step(sl, dsl, step)
@@ -347,33 +387,39 @@ def _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, cautious):
                 gap_aff = 0.0
                 for c in range(k):
                     gap_aff += (sl[c] + alpha * dsl[c]) * (lam[c] + alpha * dlam[c])
-                    for i in range(n):
-                        if act[i, c]:
-                            gap_aff += (a[i, c] + alpha * da[i, c]) * (mu[i, c] + alpha * dmu[i, c])
-                            gap_aff += (up[i, c] + alpha * dup[i, c]) * (nu[i, c] + alpha * dnu[i, c])
+                for q in range(n_free):
+                    gap_aff += (a[q] + alpha * da[q]) * (mu[q] + alpha * dmu[q])
+                    gap_aff += (up[q] + alpha * dup[q]) * (nu[q] + alpha * dnu[q])
                 gap_aff /= n_comp
                 target = CAUTIOUS_CENTERING * gap if cautious else gap * (gap_aff / gap) ** 3
                 second = 0.0 if cautious else 1.0
                 for c in range(k):
                     q_lam[c] = c_lam[c] + second * dsl[c] * dlam[c] - target
-                    for i in range(n):
-                        if act[i, c]:
-                            q_mu[i, c] = c_mu[i, c] + second * da[i, c] * dmu[i, c] - target
-                            q_nu[i, c] = c_nu[i, c] + second * dup[i, c] * dnu[i, c] - target
-        alpha = min(1.0, STEP_TO_BOUNDARY * step)
+                for q in range(n_free):
+                    q_mu[q] = c_mu[q] + second * da[q] * dmu[q] - target
+                    q_nu[q] = c_nu[q] + second * dup[q] * dnu[q] - target
+        alpha = min(1.0, max(STEP_TO_BOUNDARY, 1.0 - gap ** 0.5) * step)
         for i in range(n):
             s[i] += alpha * ds[i]
             eta[i] = w[i] / s[i] if cautious else eta[i] + alpha * deta[i]
-            for c in range(k):
-                if act[i, c]:
-                    a[i, c] += alpha * da[i, c]
-                    up[i, c] += alpha * dup[i, c]
-                    mu[i, c] += alpha * dmu[i, c]
-                    nu[i, c] += alpha * dnu[i, c]
+        for q in range(n_free):
+            a[q] += alpha * da[q]
+            up[q] += alpha * dup[q]
+            mu[q] += alpha * dmu[q]
+            nu[q] += alpha * dnu[q]
         for c in range(k):
             sl[c] += alpha * dsl[c]
             lam[c] += alpha * dlam[c]
-    return a, lam, mu, nu, False, max_iter
+    a_out, mu_out, nu_out = _view(mat, 0, n, k), _view(mat, 1, n, k), _view(mat, 2, n, k)
+    a_out[:, :] = 0.0
+    mu_out[:, :] = 0.0
+    nu_out[:, :] = 0.0
+    for i in range(n):
+        for q in range(ptr[i], ptr[i + 1]):
+            a_out[i, col[q]] = a[q]
+            mu_out[i, col[q]] = mu[q]
+            nu_out[i, col[q]] = nu[q]
+    return a_out, lam, mu_out, nu_out, converged, iterations
 
 
 @njit(cache=True, error_model="numpy")
@@ -385,7 +431,7 @@ def solve_instance(v, x, b, c, w, z, tol, max_iter, a_out, price_out, mu_out, nu
     ``tol`` bounds the scaled stationarity residual and every scaled complementarity product.
     """
     n, m = v.shape
-    aux, flags, cols = work[4], work[5], work[6]
+    aux, flags, cols = work[3], work[4], work[5]
     a_out[:, :] = 0.0
     price_out[:] = 0.0
     mu_out[:, :] = 0.0
@@ -524,9 +570,36 @@ def solve_instance(v, x, b, c, w, z, tol, max_iter, a_out, price_out, mu_out, nu
 
 @njit(cache=True, error_model="numpy")
 def _solve_range(v, x, b, c, w, z, tol, max_iter, a, price, mu, nu, converged, iterations, start, stop):
-    work = make_workspace(v.shape[1], v.shape[2])
+    """Solve instances ``start:stop`` of a flat batch.
+
+    Each instance is copied element by element into buffers owned by this call and its
+    results copied back the same way: slicing the shared batch arrays (``v[t]``) would
+    update their reference counts atomically on every instance, and with several threads
+    those shared counters serialise the cores.
+    """
+    n, m = v.shape[1], v.shape[2]
+    work = make_workspace(n, m)
+    vt, xt, zt = np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
+    at, mut, nut = np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
+    bt, pt, ct, wt = np.empty(m), np.empty(m), np.empty(n), np.empty(n)
     for t in range(start, stop):
-        conv, its = solve_instance(v[t], x[t], b[t], c[t], w[t], z[t], tol, max_iter, a[t], price[t], mu[t], nu[t], work)
+        for i in range(n):
+            ct[i] = c[t, i]
+            wt[i] = w[t, i]
+            for j in range(m):
+                vt[i, j] = v[t, i, j]
+                xt[i, j] = x[t, i, j]
+                zt[i, j] = z[t, i, j]
+        for j in range(m):
+            bt[j] = b[t, j]
+        conv, its = solve_instance(vt, xt, bt, ct, wt, zt, tol, max_iter, at, pt, mut, nut, work)
+        for i in range(n):
+            for j in range(m):
+                a[t, i, j] = at[i, j]
+                mu[t, i, j] = mut[i, j]
+                nu[t, i, j] = nut[i, j]
+        for j in range(m):
+            price[t, j] = pt[j]
         converged[t] = conv
         iterations[t] = its
 
