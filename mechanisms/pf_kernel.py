@@ -146,7 +146,7 @@ def _newton_direction(ptr, col, diag, u, coupling, L, rhs, e, t, before, dlam, d
     k = e.size
     for c in range(k):
         t[c] = -e[c]
-        dlam[c] = 0.0
+        dlam[c] = 0.0  # a zero shift for the first pass, which computes P^{-1} rhs
     _apply_block_inverse(ptr, col, diag, u, coupling, rhs, dlam, before, da)
     for q in range(ptr[ptr.size - 1]):
         t[col[q]] += da[q]
