@@ -262,9 +262,8 @@ def _interior_point(vh2, xh2, zh2, act, bh, ch, w, tol, max_iter, work, cautious
     for c in range(k):
         theta[c] = 0.0  # total demand of the resource, for now
         used[c] = 0.0
-    for i in range(n):
-        for c in range(k):
-            theta[c] += xh2[i, c]
+    for q in range(n_free):
+        theta[col[q]] += xh[q]
     for c in range(k):
         theta[c] = min(0.5, 0.5 * bh[c] / theta[c])  # the share of each demand taken
         lam[c] = 1.0
