@@ -421,6 +421,108 @@ def _interior_point(vh2, xh2, zh2, act, bh, ch, w, tol, max_iter, work, cautious
     return a_out, lam, mu_out, nu_out, converged, iterations
 
 
+ROOT_MAX_ITER = 200  # safeguarded Newton steps of the one-resource solver (it needs a handful)
+ROOT_TOL = 1e-15  # relative budget excess, or Newton step, at which the one-resource solver stops
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _shares_at(t, vh, xh, zh, act, ch, w, a):
+    """One contested resource at ``t = 1 / price``: every free agent's best amount
+    ``a_i = clip(w_i t / (1 + z_i t) - c_i / v_i, 0, x_i)`` (written to ``a (n,)``).
+    Returns ``(sum_i a_i, d sum / dt)``; the slope counts the agents strictly inside their bounds."""
+    total = 0.0
+    slope = 0.0
+    for i in range(vh.size):
+        if not act[i]:
+            a[i] = 0.0
+            continue
+        denom = 1.0 + zh[i] * t
+        want = w[i] * t / denom - ch[i] / vh[i]
+        if want <= 0.0:
+            a[i] = 0.0
+        elif want >= xh[i]:
+            a[i] = xh[i]
+        else:
+            a[i] = want
+            slope += w[i] / (denom * denom)
+        total += a[i]
+    return total, slope
+
+
+@njit(cache=True, error_model="numpy")
+def _single_resource(vh2, xh2, zh2, act2, bh, ch, w, work):
+    """Exact solution of a scaled sub-problem with one contested resource (``k = 1``).
+
+    With a single price ``lam`` each free agent's optimum is
+    ``a_i = clip(w_i / (lam + z_i) - c_i / v_i, 0, x_i)`` (stationarity of
+    ``-w_i log(c_i + v_i a_i) + z_i a_i + lam a_i``), so the problem is the root of the
+    increasing function ``sum_i a_i(t) - b`` of ``t = 1 / lam``: piecewise linear for plain
+    PF, so safeguarded Newton lands on the root of each piece in one step. ``lam = 0`` when
+    the agents' unpriced optima fit the budget (possible only with a linear term). Shapes and
+    return value as :func:`_interior_point` with ``k = 1`` (``iterations`` counts Newton steps).
+    """
+    n = vh2.shape[0]
+    mat, vec = work[0], work[1]
+    a_out, mu_out, nu_out = _view(mat, 0, n, 1), _view(mat, 1, n, 1), _view(mat, 2, n, 1)
+    vh, xh, zh, act = vh2[:, 0], xh2[:, 0], zh2[:, 0], act2[:, 0]
+    a, lam = a_out[:, 0], vec[8, :1]
+    budget = bh[0]
+    # Unpriced optima (t = infinity): the demand, or where the linear term stops the agent.
+    total_w = 0.0
+    unpriced = 0.0
+    for i in range(n):
+        a[i] = 0.0
+        if act[i]:
+            total_w += w[i]
+            want = w[i] / zh[i] - ch[i] / vh[i] if zh[i] > 0.0 else xh[i]
+            a[i] = min(max(want, 0.0), xh[i])
+            unpriced += a[i]
+    iterations = 0
+    if unpriced <= budget:
+        lam[0] = 0.0
+    else:
+        # Bracket: at t = budget / sum(w) nobody can take more than w_i t, so the sum fits;
+        # doubling from the point where plain PF would cap everyone reaches a sum above it.
+        lo, hi = budget / total_w, budget / total_w
+        for i in range(n):
+            if act[i]:
+                hi = max(hi, (ch[i] / vh[i] + xh[i]) / w[i])
+        while _shares_at(hi, vh, xh, zh, act, ch, w, a)[0] < budget and iterations < ROOT_MAX_ITER:
+            lo, hi = hi, 2.0 * hi
+            iterations += 1
+        # Start from plain PF's root with every agent inside its bounds.
+        t = budget
+        for i in range(n):
+            if act[i]:
+                t += ch[i] / vh[i]
+        t = min(max(t / total_w, lo), hi)
+        while iterations < ROOT_MAX_ITER:
+            iterations += 1
+            total, slope = _shares_at(t, vh, xh, zh, act, ch, w, a)
+            excess = total - budget
+            if abs(excess) <= ROOT_TOL * budget:
+                break
+            if excess < 0.0:
+                lo = t
+            else:
+                hi = t
+            step = t - excess / slope if slope > 0.0 else -1.0
+            if abs(step - t) <= ROOT_TOL * t or hi - lo <= ROOT_TOL * hi:
+                break  # round-off level: the allocation at t stands (feasibility repair trims it)
+            t = step if lo < step < hi else 0.5 * (lo + hi)
+        lam[0] = 1.0 / t
+    for i in range(n):
+        mu_out[i, 0] = 0.0
+        nu_out[i, 0] = 0.0
+        if act[i]:
+            gain = w[i] * vh[i] / (ch[i] + vh[i] * a[i]) - zh[i] - lam[0]
+            if a[i] <= 0.0:
+                mu_out[i, 0] = max(-gain, 0.0)
+            elif a[i] >= xh[i]:
+                nu_out[i, 0] = max(gain, 0.0)
+    return a_out, lam, mu_out, nu_out, iterations < ROOT_MAX_ITER, iterations
+
+
 @njit(cache=True, error_model="numpy")
 def solve_instance(v, x, b, c, w, z, tol, max_iter, a_out, price_out, mu_out, nu_out, work):
     """Solve one PF instance; writes ``a, price, mu, nu`` and returns ``(converged, iterations)``.
@@ -527,7 +629,10 @@ def solve_instance(v, x, b, c, w, z, tol, max_iter, a_out, price_out, mu_out, nu
                 vh[i, q] = v[i, j] * sigma[j] / kappa[i] if free[i, j] else 0.0
                 xh[i, q] = xe[i, j] / sigma[j] if free[i, j] else 0.0
                 zh[i, q] = z[i, j] * sigma[j] if free[i, j] else 0.0
-        ah, lam, mu, nu, converged, iters = _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, False)
+        if k == 1 and bh[0] > 0.0:
+            ah, lam, mu, nu, converged, iters = _single_resource(vh, xh, zh, act, bh, ch, w, work)
+        else:
+            ah, lam, mu, nu, converged, iters = _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, False)
         if not converged:
             # Rarely Mehrotra's steps cycle; a cautious restart breaks the cycle.
             ah, lam, mu, nu, converged, more = _interior_point(vh, xh, zh, act, bh, ch, w, tol, max_iter, work, True)

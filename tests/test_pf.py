@@ -92,6 +92,33 @@ def test_identical_agents_get_identical_bundles():
     np.testing.assert_allclose(a.sum(0), [1.0, 2.0, 0.5], atol=1e-9)
 
 
+def test_one_contested_resource_is_solved_to_round_off():
+    """A single contested resource is solved by the root of its price (no interior point):
+    KKT holds to round-off, with past, weights and a linear term, against the reference."""
+    rng = np.random.default_rng(3)
+    size, n = 400, 6
+    v = rng.uniform(0.1, 1.0, (size, n, 1))
+    x = rng.uniform(0.0, 1.0, (size, n, 1)) * (rng.random((size, n, 1)) < 0.8)
+    b = rng.uniform(0.2, 2.0, (size, 1))
+    past = rng.uniform(0.0, 0.5, (size, n, 1)) * (rng.random((size, n, 1)) < 0.4)  # some agents priced out
+    w = rng.uniform(0.5, 2.0, (size, n))
+    z = rng.exponential(1.0, (size, n, 1)) * (rng.random((size, n, 1)) < 0.5)
+    for linear in (None, z):
+        sol = solve_proportional_fairness(v, x, b, past, w, linear=linear)
+        assert not sol.from_reference.any()
+        assert sol.iterations.max() < 40
+        assert kkt_residual(v, x, b, sol, past, w, linear=linear).max() <= 1e-12
+        ref = proportional_fairness_reference(v[:20], x[:20], b[:20], past[:20], w[:20], linear=linear
+                                              if linear is None else linear[:20])
+        np.testing.assert_allclose(sol.allocation[:20], ref, atol=1e-6)
+    # A linear term large enough that the agents' unpriced optima fit: the price is 0 and each
+    # agent stops where its marginal utility meets its linear term, w / z - c / v.
+    v1, x1, z1 = np.array([[1.0], [0.5]]), np.array([[1.0], [1.0]]), np.array([[4.0], [5.0]])
+    sol = solve_proportional_fairness(v1, x1, np.array([1.0]), linear=z1)
+    assert sol.prices[0] == 0.0
+    np.testing.assert_allclose(sol.allocation, 1.0 / z1, rtol=1e-15)
+
+
 @pytest.mark.parametrize("case", ["zero_demand", "zero_budget", "single_agent", "uncontested", "zero_value"])
 def test_degenerate_inputs(case):
     v = np.array([[1.0, 0.5], [0.3, 0.9]])
