@@ -10,7 +10,9 @@ predictor-corrector. The Newton system is ``(P + D^T S_b D) da = r`` with ``P`` 
 diagonal, one ``diag + rank-one`` block per agent, and ``D = [I_M ... I_M]``; Woodbury's
 identity reduces it to one ``K x K`` positive-definite solve per iteration (K = number of
 contested resources), so an iteration costs ``O(N M + M^3)``. The loop visits only the
-free entries, stored flat and grouped by agent.
+free entries, stored flat and grouped by agent. An instance with a single contested resource
+skips the interior point: its one price is the root of a monotone scalar equation
+(:func:`_single_resource`).
 
 Before the interior-point loop the instance is simplified and rescaled:
  * entries with zero value get zero (they cannot change the objective);
