@@ -92,8 +92,10 @@ def _train_mechanism(args) -> None:
     from .agents.mechanism_training import TrainingConfig, train_mechanism
 
     torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
-    options = {k: getattr(args, k) for k in ("data", "seed", *(name for name, _, _ in TRAINING_OPTIONS))
+    options = {k: getattr(args, k) for k in ("data", "seed", "regularised", *(name for name, _, _ in TRAINING_OPTIONS))
                if getattr(args, k) is not None}
+    if args.contended_only is not None:
+        options["contended_only"] = args.contended_only == "yes"
     config = TrainingConfig(architecture=args.architecture.replace("-", "_"), n_agents=args.agents,
                             n_resources=args.resources, **options)
     out = args.out or f"results/{config.architecture}_{args.agents}x{args.resources}_{args.data}"
@@ -135,6 +137,13 @@ def main(argv=None) -> int:
     train.add_argument("--out", default=None, help="output folder (default: results/<arch>_<N>x<M>_<data>)")
     for name, kind, what in TRAINING_OPTIONS:
         train.add_argument("--" + name.replace("_", "-"), type=kind, help=what)
+    train.add_argument("--regularised", choices=["all", "contended"], default=None,
+                       help="RPF-Net: resources its linear term acts on (default: contended); 'contended' leaves "
+                            "those whose reported demand fits the budget to PF (handed out in full)")
+    train.add_argument("--contended-only", type=lambda t: {"yes": True, "no": False}[t], choices=[True, False],
+                       default=None, metavar="{yes,no}",
+                       help="train on over-demanded profiles only (the others are PF's and carry no gradient; "
+                            "default: yes with --regularised contended)")
     train.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     train.add_argument("--seed", type=int)

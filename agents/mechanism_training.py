@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from ..envs.types import UniformBernoulliTypes
 from ..mechanisms.learned import save_model
-from ..mechanisms.learned_nets import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, MechanismNet
+from ..mechanisms.learned_nets import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, REGULARISED, MechanismNet
 from .oracles import GridOracle, Oracle, RandomOracle, ReportSpace
 
 DATA_KINDS = ("paper", "perturbed", "adversarial")
@@ -58,6 +58,10 @@ class TrainingConfig:
     multipliers; ``inner_steps`` Adam steps of size ``misreport_lr`` on the misreports per outer
     step, inside ``space``, after ``restarts`` candidates per (sample, agent) from the
     evaluation oracle's random pool have replaced the stored misreports they beat.
+    ``regularised`` is RPF-Net's :class:`MechanismNet` option (default ``"contended"`` for
+    RPF-Net, ``"all"`` otherwise) and ``contended_only`` draws the training samples from the
+    over-demanded profiles alone (:func:`contended_training_data`; default: whenever
+    ``regularised="contended"``).
     """
 
     architecture: str = "rpf_net"
@@ -69,6 +73,8 @@ class TrainingConfig:
     train_size: int = 8192
     hidden: int = DEFAULT_HIDDEN
     layers: int = DEFAULT_LAYERS
+    regularised: str | None = None
+    contended_only: bool | None = None
     lr: float = 3e-3
     lr_half_life: int = 3000
     dual_lr: float = 0.0
@@ -84,6 +90,16 @@ class TrainingConfig:
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        # RPF-Net defaults to the contended-only form; the other architectures have no linear term.
+        if self.regularised is None:
+            object.__setattr__(self, "regularised", "contended" if self.architecture == "rpf_net" else "all")
+        if self.contended_only is None:
+            object.__setattr__(self, "contended_only", self.regularised == "contended")
+        if self.regularised not in REGULARISED:
+            raise ValueError(f"regularised must be one of {REGULARISED}, got {self.regularised!r}")
+        if self.contended_only and (self.architecture, self.regularised) != ("rpf_net", "contended"):
+            raise ValueError("contended_only trains on over-demanded profiles alone, which is exact only for "
+                             "rpf_net with regularised='contended' (elsewhere the others carry a gradient too)")
         if self.data not in DATA_KINDS:
             raise ValueError(f"data must be one of {DATA_KINDS}, got {self.data!r}")
         positive = {"n_agents": self.n_agents, "n_resources": self.n_resources, "steps": self.steps,
@@ -143,6 +159,24 @@ def training_data(kind: str, rng: np.random.Generator, size: int, n_agents: int,
     return values, demands, budget
 
 
+def contended_training_data(kind: str, rng: np.random.Generator, size: int, n_agents: int, n_resources: int):
+    """``size`` profiles of :func:`training_data` conditioned on some resource being over-demanded
+    (``sum_i x_im > b_m``), by rejection.
+
+    For RPF-Net with ``regularised="contended"`` the other profiles are allocated by PF whatever
+    the weights (everyone gets its demand: no gain, no gradient), so the training objective on
+    this conditional distribution is the one on the full distribution divided by the
+    probability of contention: the same minimiser, with every sample carrying signal.
+    """
+    parts, have = [], 0
+    while have < size:
+        values, demands, budget = training_data(kind, rng, size, n_agents, n_resources)
+        keep = (demands.sum(axis=1) > budget).any(axis=1)
+        parts.append((values[keep], demands[keep], budget[keep]))
+        have += int(keep.sum())
+    return tuple(np.concatenate([p[k] for p in parts])[:size] for k in range(3))
+
+
 def true_utility(values: torch.Tensor, demands: torch.Tensor, allocation: torch.Tensor) -> torch.Tensor:
     """``sum_m v_im min(a_im, x_im)`` on tensors ``(..., N, M) -> (..., N)``, differentiable."""
     return (values * torch.minimum(allocation, demands)).sum(-1)
@@ -184,10 +218,12 @@ class TrainingState:
 
 def _initial_state(config: TrainingConfig) -> TrainingState:
     rng = np.random.default_rng([config.seed, 0])
-    data = training_data(config.data, rng, config.train_size, config.n_agents, config.n_resources)
+    data = (contended_training_data if config.contended_only else training_data)(
+        config.data, rng, config.train_size, config.n_agents, config.n_resources)
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
-        model = MechanismNet(config.architecture, config.n_agents, config.n_resources, config.hidden, config.layers)
+        model = MechanismNet(config.architecture, config.n_agents, config.n_resources, config.hidden, config.layers,
+                             config.regularised)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gamma = torch.full((config.n_agents,), float(config.gamma_init), dtype=torch.float64)
     # Misreports start at the truth scaled by log-normal factors, inside the report box.
@@ -213,7 +249,7 @@ def save_checkpoint(state: TrainingState, config: TrainingConfig, path: Path) ->
 def load_checkpoint(path: Path, config: TrainingConfig) -> TrainingState:
     """The training state saved at ``path``; ``ValueError`` if it belongs to another configuration."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    mine, theirs = config.to_json(), dict(saved["config"])
+    mine, theirs = config.to_json(), TrainingConfig.from_json(saved["config"]).to_json()
     mine.pop("steps"), theirs.pop("steps")  # a resumed run may go further
     if mine != theirs:
         diff = sorted(k for k in mine if mine[k] != theirs.get(k))

@@ -5,6 +5,8 @@
   ``argmin_a -sum_i log(v_i . (a_i + past_i)) + <z, a>  s.t. 0 <= a <= x, sum_i a_i <= b``,
   solved by the batched PF kernel and differentiated implicitly
   (:func:`~mechzoo.mechanisms.pf_grad.proportional_fairness_torch` with ``linear=z``).
+  With ``regularised="contended"``, ``z`` is zero on every resource whose reported total
+  demand fits its budget: such a resource is handed out in full, as PF does.
 * ``"exs_net"`` (ExS-Net): logits ``s (N+1, M)``, a softmax over the N agents plus one
   synthetic agent per resource, ``a_im = min(p_im b_m, x_im)``; the synthetic agent's share
   is withheld.
@@ -34,6 +36,7 @@ from torch import nn
 from .pf_grad import proportional_fairness_torch
 
 ARCHITECTURES = ("rpf_net", "exs_net", "softmax_net")
+REGULARISED = ("all", "contended")  # which resources RPF-Net's linear term acts on
 DEFAULT_HIDDEN = 128
 DEFAULT_LAYERS = 3
 RPF_INIT_BIAS = -4.0  # softplus(-4) = 0.018: RPF-Net starts next to PF
@@ -44,19 +47,25 @@ class MechanismNet(nn.Module):
 
     ``forward(values, demands, budget, past=None)`` takes tensors ``(B, N, M)``, ``(B, N, M)``,
     ``(B, M)``, ``(B, N, M)`` and returns a feasible allocation ``(B, N, M)``, differentiable
-    in the reports and the parameters.
+    in the reports and the parameters. ``regularised`` (RPF-Net only): ``"all"`` lets the
+    linear term act on every resource, ``"contended"`` zeroes it on resources whose reported
+    total demand fits the budget, which PF then hands out in full.
     """
 
     def __init__(self, architecture: str, n_agents: int, n_resources: int,
-                 hidden: int = DEFAULT_HIDDEN, layers: int = DEFAULT_LAYERS):
+                 hidden: int = DEFAULT_HIDDEN, layers: int = DEFAULT_LAYERS, regularised: str = "all"):
         super().__init__()
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        if regularised not in REGULARISED:
+            raise ValueError(f"regularised must be one of {REGULARISED}, got {regularised!r}")
+        if regularised != "all" and architecture != "rpf_net":
+            raise ValueError(f"regularised applies to rpf_net only, not {architecture!r}")
         if n_agents < 1 or n_resources < 1 or hidden < 1 or layers < 1:
             raise ValueError("need n_agents, n_resources, hidden and layers >= 1, got "
                              f"{n_agents}, {n_resources}, {hidden}, {layers}")
         self.architecture, self.n_agents, self.n_resources = architecture, n_agents, n_resources
-        self.hidden, self.layers = hidden, layers
+        self.hidden, self.layers, self.regularised = hidden, layers, regularised
         rows = n_agents + 1 if architecture == "exs_net" else n_agents
         sizes = [2 * n_agents * n_resources] + [hidden] * layers
         blocks: list[nn.Module] = []
@@ -71,7 +80,7 @@ class MechanismNet(nn.Module):
     def config(self) -> dict:
         """The constructor arguments, for checkpoints."""
         return {"architecture": self.architecture, "n_agents": self.n_agents, "n_resources": self.n_resources,
-                "hidden": self.hidden, "layers": self.layers}
+                "hidden": self.hidden, "layers": self.layers, "regularised": self.regularised}
 
     def outputs(self, values: torch.Tensor, demands: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
         """Raw head outputs ``(B, rows, M)`` for reports on budget ``budget (B, M)``."""
@@ -92,6 +101,8 @@ class MechanismNet(nn.Module):
         safe = torch.where(budget_ext > 0, budget_ext, torch.ones_like(budget_ext))[:, None, :]
         if self.architecture == "rpf_net":
             linear = self.n_agents * nn.functional.softplus(out) / safe
+            if self.regularised == "contended":  # resources whose reported demand fits are PF's: handed out in full
+                linear = linear * (demands.sum(dim=-2) > budget)[:, None, :]
             return proportional_fairness_torch(values, demands, budget, past, linear=linear)
         shares = torch.softmax(out, dim=1)[:, :self.n_agents]  # the synthetic row of exs_net is withheld
         total = shares * budget_ext[:, None, :]

@@ -1,9 +1,11 @@
-"""Algorithm 1 details: the random restarts of the inner maximisation and the weights' step schedule."""
+"""Algorithm 1 details: the random restarts of the inner maximisation, the weights' step schedule and
+the contended-only form of RPF-Net and its training data."""
 import numpy as np
 import pytest
 import torch
 
 from mechzoo.agents.mechanism_training import (TrainingConfig, _initial_state, _random_restarts, _restart_candidates,
+                                               contended_training_data,
                                                deviation_utility, training_data, training_step, true_utility)
 from mechzoo.agents.oracles import ReportSpace
 from mechzoo.mechanisms.learned_nets import MechanismNet
@@ -86,3 +88,42 @@ def test_learning_rate_halves_every_half_life():
 def test_negative_half_life_rejected():
     with pytest.raises(ValueError, match="lr_half_life"):
         small_config(lr_half_life=-1)
+
+
+def test_contended_rpf_net_hands_out_resources_whose_demand_fits():
+    values, demands, budget = (torch.from_numpy(t) for t in training_data("paper", np.random.default_rng(4), 200, 2, 2))
+    fits = (demands.sum(1) <= budget)[:, None, :].expand_as(demands)
+    nets = {}
+    for regularised in ("all", "contended"):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            nets[regularised] = MechanismNet("rpf_net", 2, 2, hidden=16, layers=2, regularised=regularised)
+        torch.nn.init.constant_(nets[regularised].head.bias, 3.0)  # a large linear term everywhere
+    with torch.no_grad():
+        contended, everywhere = (nets[k](values, demands, budget) for k in ("contended", "all"))
+    assert torch.equal(contended[fits], demands[fits])  # PF's rule where the demand fits the budget
+    assert (everywhere[fits] < demands[fits] - 1e-3).any()  # the unmasked term withholds there
+    # on over-demanded resources both act alike: the same weights give the same allocation
+    over = (demands.sum(1) > budget).all(-1)
+    torch.testing.assert_close(contended[over], everywhere[over])
+
+
+def test_contended_training_data_keeps_only_over_demanded_profiles():
+    values, demands, budget = contended_training_data("paper", np.random.default_rng(7), 300, 2, 2)
+    assert values.shape == demands.shape == (300, 2, 2) and budget.shape == (300, 2)
+    assert (demands.sum(1) > budget).any(1).all()
+    again = contended_training_data("paper", np.random.default_rng(7), 300, 2, 2)
+    assert all(np.array_equal(a, b) for a, b in zip((values, demands, budget), again))
+
+
+def test_contended_defaults_and_their_validation():
+    assert (small_config().regularised, small_config().contended_only) == ("contended", True)
+    exs = small_config(architecture="exs_net")
+    assert (exs.regularised, exs.contended_only) == ("all", False)
+    assert small_config(regularised="all").contended_only is False
+    with pytest.raises(ValueError, match="contended_only"):
+        small_config(regularised="all", contended_only=True)
+    with pytest.raises(ValueError, match="regularised"):
+        small_config(architecture="exs_net", regularised="contended")
+    with pytest.raises(ValueError, match="regularised applies to rpf_net only"):
+        MechanismNet("exs_net", 2, 2, regularised="contended")
