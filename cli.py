@@ -140,8 +140,7 @@ def main(argv=None) -> int:
     train.add_argument("--regularised", choices=["all", "contended"], default=None,
                        help="RPF-Net: resources its linear term acts on (default: contended); 'contended' leaves "
                             "those whose reported demand fits the budget to PF (handed out in full)")
-    train.add_argument("--contended-only", type=lambda t: {"yes": True, "no": False}[t], choices=[True, False],
-                       default=None, metavar="{yes,no}",
+    train.add_argument("--contended-only", choices=["yes", "no"], default=None,
                        help="train on over-demanded profiles only (the others are PF's and carry no gradient; "
                             "default: yes with --regularised contended)")
     train.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")

@@ -120,7 +120,9 @@ class TrainingConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "TrainingConfig":
-        return cls(**{**data, "space": ReportSpace(**data["space"])})
+        # Configurations saved before the contended-only form existed meant the paper's form.
+        old_meaning = {"regularised": "all", "contended_only": False}
+        return cls(**{**old_meaning, **data, "space": ReportSpace(**data["space"])})
 
 
 def paper_budget(n_agents: int, n_resources: int) -> np.ndarray:

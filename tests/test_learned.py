@@ -176,3 +176,19 @@ def test_cli_trains_and_resumes(tmp_path):
     assert record["steps_done"] == 3 and record["config"]["architecture"] == "exs_net"
     assert (tmp_path / "training.png").is_file()
     assert cli_main(["train-mechanism", "exs-net", "--agents", "0", "--resources", "2", "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("flags,expected", [([], ("contended", True)),
+                                            (["--regularised", "all", "--contended-only", "no"], ("all", False)),
+                                            (["--contended-only", "no"], ("contended", False)),
+                                            (["--contended-only", "yes"], ("contended", True))])
+def test_cli_contended_options_reach_the_config_and_the_recorded_command(tmp_path, flags, expected):
+    args = ["train-mechanism", "rpf-net", "--agents", "2", "--resources", "2", "--steps", "1", "--batch-size", "4",
+            "--train-size", "8", "--restarts", "0", "--out", str(tmp_path), *flags]
+    assert cli_main(args) == 0
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert (record["config"]["regularised"], record["config"]["contended_only"]) == expected
+    # the recorded command is itself a valid command that gives the same settings
+    again = record["command"].split()[1:]
+    assert cli_main([a if a != str(tmp_path) else str(tmp_path / "again") for a in again]) == 0
+    assert json.loads((tmp_path / "again" / "record.json").read_text())["config"] == record["config"]

@@ -105,6 +105,7 @@ def test_contended_rpf_net_hands_out_resources_whose_demand_fits():
     assert (everywhere[fits] < demands[fits] - 1e-3).any()  # the unmasked term withholds there
     # on over-demanded resources both act alike: the same weights give the same allocation
     over = (demands.sum(1) > budget).all(-1)
+    assert over.any()
     torch.testing.assert_close(contended[over], everywhere[over])
 
 
@@ -125,5 +126,9 @@ def test_contended_defaults_and_their_validation():
         small_config(regularised="all", contended_only=True)
     with pytest.raises(ValueError, match="regularised"):
         small_config(architecture="exs_net", regularised="contended")
+    # a configuration saved before these fields existed meant the paper's form
+    saved = {k: v for k, v in small_config(regularised="all").to_json().items()
+             if k not in ("regularised", "contended_only")}
+    assert TrainingConfig.from_json(saved) == small_config(regularised="all")
     with pytest.raises(ValueError, match="regularised applies to rpf_net only"):
         MechanismNet("exs_net", 2, 2, regularised="contended")

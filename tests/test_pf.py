@@ -108,8 +108,8 @@ def test_one_contested_resource_is_solved_to_round_off():
         assert not sol.from_reference.any()
         assert sol.iterations.max() < 40
         assert kkt_residual(v, x, b, sol, past, w, linear=linear).max() <= 1e-12
-        ref = proportional_fairness_reference(v[:20], x[:20], b[:20], past[:20], w[:20], linear=linear
-                                              if linear is None else linear[:20])
+        ref = proportional_fairness_reference(v[:20], x[:20], b[:20], past[:20], w[:20],
+                                              linear=None if linear is None else linear[:20])
         np.testing.assert_allclose(sol.allocation[:20], ref, atol=1e-6)
     # A linear term large enough that the agents' unpriced optima fit: the price is 0 and each
     # agent stops where its marginal utility meets its linear term, w / z - c / v.
