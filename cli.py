@@ -92,7 +92,8 @@ def _train_mechanism(args) -> None:
     from .agents.mechanism_training import TrainingConfig, train_mechanism
 
     torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
-    options = {k: getattr(args, k) for k in ("data", "seed", "regularised", *(name for name, _, _ in TRAINING_OPTIONS))
+    options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "welfare",
+                                            *(name for name, _, _ in TRAINING_OPTIONS))
                if getattr(args, k) is not None}
     if args.contended_only is not None:
         options["contended_only"] = args.contended_only == "yes"
@@ -143,6 +144,12 @@ def main(argv=None) -> int:
     train.add_argument("--contended-only", choices=["yes", "no"], default=None,
                        help="train on over-demanded profiles only (the others are PF's and carry no gradient; "
                             "default: yes with --regularised contended)")
+    train.add_argument("--trunk", choices=["mlp", "set"], default=None,
+                       help="network trunk: the paper's feed-forward 'mlp' (default) or 'set', permutation-"
+                            "equivariant over the agents (one set of weights per agent)")
+    train.add_argument("--welfare", choices=["log", "nsw"], default=None,
+                       help="welfare term the designer maximises: 'log' NSW (eq. 5, default) or the mean 'nsw' "
+                            "product the tables report, relative to PF's")
     train.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     train.add_argument("--seed", type=int)

@@ -38,13 +38,15 @@ from tqdm.auto import tqdm
 
 from ..envs.types import UniformBernoulliTypes
 from ..mechanisms.learned import save_model
-from ..mechanisms.learned_nets import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, REGULARISED, MechanismNet
-from .oracles import GridOracle, Oracle, RandomOracle, ReportSpace
+from ..mechanisms import proportional_fairness
+from ..mechanisms.learned_nets import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, REGULARISED, TRUNKS, MechanismNet
+from ..mechanisms.utility import utility
+from .oracles import SERVED_TOLERANCE, GridOracle, Oracle, RandomOracle, ReportSpace
 
 DATA_KINDS = ("paper", "perturbed", "adversarial")
+WELFARES = ("log", "nsw")  # the designer's welfare term: mean log NSW (eq. 5) or mean NSW (Def. 2)
 PERTURBATION_SCALE = 0.01  # Cauchy scale of distribution (18)
 GRID_LIMIT = 2000  # adversarial data: grid search over values while points**M stays below this
-SERVED_TOLERANCE = 1e-9  # an agent whose truthful utility is within this of v_i . x_i cannot gain
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,10 @@ class TrainingConfig:
     ``regularised`` is RPF-Net's :class:`MechanismNet` option (default ``"contended"`` for
     RPF-Net, ``"all"`` otherwise) and ``contended_only`` draws the training samples from the
     over-demanded profiles alone (:func:`contended_training_data`; default: whenever
-    ``regularised="contended"``).
+    ``regularised="contended"``). ``trunk`` is the network's trunk (``"mlp"`` or the
+    permutation-equivariant ``"set"``). ``welfare`` is the term the designer maximises:
+    ``"log"``, the mean log NSW of eq. (5), or ``"nsw"``, the mean NSW product that the tables
+    report, relative to PF's on the training data (:func:`welfare_term`).
     """
 
     architecture: str = "rpf_net"
@@ -73,6 +78,8 @@ class TrainingConfig:
     train_size: int = 8192
     hidden: int = DEFAULT_HIDDEN
     layers: int = DEFAULT_LAYERS
+    trunk: str = "mlp"
+    welfare: str = "log"
     regularised: str | None = None
     contended_only: bool | None = None
     lr: float = 3e-3
@@ -102,6 +109,10 @@ class TrainingConfig:
                              "rpf_net with regularised='contended' (elsewhere the others carry a gradient too)")
         if self.data not in DATA_KINDS:
             raise ValueError(f"data must be one of {DATA_KINDS}, got {self.data!r}")
+        if self.trunk not in TRUNKS:
+            raise ValueError(f"trunk must be one of {TRUNKS}, got {self.trunk!r}")
+        if self.welfare not in WELFARES:
+            raise ValueError(f"welfare must be one of {WELFARES}, got {self.welfare!r}")
         positive = {"n_agents": self.n_agents, "n_resources": self.n_resources, "steps": self.steps,
                     "batch_size": self.batch_size, "train_size": self.train_size, "lr": self.lr,
                     "misreport_lr": self.misreport_lr, "checkpoint_every": self.checkpoint_every}
@@ -204,6 +215,28 @@ def log_nsw(values, demands, utilities: torch.Tensor) -> torch.Tensor:
     return torch.where(active, torch.log(torch.clamp(utilities, min=1e-12)), 0.0).sum(-1)
 
 
+def active_nsw(values, demands, utilities):
+    """Per-sample product of the utilities of agents with a positive value-demand product, ``(S,)``
+    (numpy or torch). An agent demanding nothing has utility 0 under every mechanism; leaving it
+    out keeps the sample's welfare informative about the others."""
+    lib = torch if isinstance(utilities, torch.Tensor) else np
+    active = (values * demands).sum(-1) > 0
+    return lib.where(active, utilities, 1.0).prod(-1)
+
+
+def pf_nsw_scale(values: np.ndarray, demands: np.ndarray, budget: np.ndarray) -> float:
+    """Mean :func:`active_nsw` of PF on the training data: the unit of the ``"nsw"`` welfare term."""
+    return float(active_nsw(values, demands, utility(values, demands, proportional_fairness(values, demands, budget))).mean())
+
+
+def welfare_term(config: "TrainingConfig", values, demands, utilities: torch.Tensor, nsw_scale: float) -> torch.Tensor:
+    """Per-sample welfare the designer maximises, ``(S,)``: :func:`log_nsw` for ``welfare="log"``,
+    :func:`active_nsw` divided by PF's mean (``nsw_scale``) for ``welfare="nsw"``."""
+    if config.welfare == "log":
+        return log_nsw(values, demands, utilities)
+    return active_nsw(values, demands, utilities) / nsw_scale
+
+
 @dataclass
 class TrainingState:
     """Everything a checkpoint holds."""
@@ -216,6 +249,7 @@ class TrainingState:
     data: tuple[np.ndarray, np.ndarray, np.ndarray]
     step: int = 0
     history: list[dict] = field(default_factory=list)
+    nsw_scale: float = 1.0  # PF's mean NSW on the data (welfare="nsw"), recomputed from the data on loading
 
 
 def _initial_state(config: TrainingConfig) -> TrainingState:
@@ -225,14 +259,18 @@ def _initial_state(config: TrainingConfig) -> TrainingState:
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         model = MechanismNet(config.architecture, config.n_agents, config.n_resources, config.hidden, config.layers,
-                             config.regularised)
+                             config.regularised, config.trunk)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gamma = torch.full((config.n_agents,), float(config.gamma_init), dtype=torch.float64)
     # Misreports start at the truth scaled by log-normal factors, inside the report box.
     values, demands, _ = data
     scale = np.exp(0.3 * rng.standard_normal((2,) + values.shape))
     mis_values, mis_demands = config.space.clip(values * scale[0], demands * scale[1])
-    return TrainingState(model, optimizer, gamma, mis_values, mis_demands, data)
+    return TrainingState(model, optimizer, gamma, mis_values, mis_demands, data, nsw_scale=_nsw_scale(config, data))
+
+
+def _nsw_scale(config: TrainingConfig, data) -> float:
+    return pf_nsw_scale(*data) if config.welfare == "nsw" else 1.0
 
 
 def save_checkpoint(state: TrainingState, config: TrainingConfig, path: Path) -> None:
@@ -261,9 +299,10 @@ def load_checkpoint(path: Path, config: TrainingConfig) -> TrainingState:
     model.load_state_dict(saved["model"])
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     optimizer.load_state_dict(saved["optimizer"])
+    data = tuple(d.numpy() for d in saved["data"])
     return TrainingState(model, optimizer, saved["gamma"], saved["mis_values"].numpy().copy(),
-                         saved["mis_demands"].numpy().copy(), tuple(d.numpy() for d in saved["data"]),
-                         int(saved["step"]), json.loads(saved["history"]))
+                         saved["mis_demands"].numpy().copy(), data, int(saved["step"]), json.loads(saved["history"]),
+                         _nsw_scale(config, data))
 
 
 def _random_restarts(model, values, demands, budget, agents, mis_v, mis_x, config: TrainingConfig,
@@ -349,7 +388,7 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
         deviating = deviation_utility(model, pv, px, pb, agents, mis_v, mis_x)
         gains = gains.index_put((samples, agents), torch.relu(deviating - truthful[samples, agents]))
     expl = gains.mean(0)  # (N,)
-    welfare = log_nsw(values, demands, truthful).mean()
+    welfare = welfare_term(config, values, demands, truthful, state.nsw_scale).mean()
     loss = (state.gamma * expl).sum() - welfare
     for group in state.optimizer.param_groups:
         group["lr"] = config.lr * 2.0 ** (-state.step / config.lr_half_life) if config.lr_half_life else config.lr
@@ -359,8 +398,13 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
     with torch.no_grad():
         state.gamma = torch.clamp(state.gamma + config.dual_lr * (expl - config.epsilon), min=0.0)
     state.step += 1
-    return {"step": state.step, "log_nsw": welfare.item(), "exploitability": expl.mean().item(),
+    return {"step": state.step, _welfare_key(config): welfare.item(), "exploitability": expl.mean().item(),
             "gamma": state.gamma.mean().item(), "loss": loss.item(), "searched": len(agents)}
+
+
+def _welfare_key(config: TrainingConfig) -> str:
+    """The history column of the welfare term: ``log_nsw`` or ``nsw`` (relative to PF's)."""
+    return "log_nsw" if config.welfare == "log" else "nsw"
 
 
 def train_mechanism(config: TrainingConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
@@ -388,7 +432,7 @@ def train_mechanism(config: TrainingConfig, out_dir: str | Path, resume: bool = 
         row["seconds"] = elapsed_before + time.perf_counter() - start
         state.history.append(row)
         bar.update(1)
-        bar.set_postfix(log_nsw=f"{row['log_nsw']:.3f}", expl=f"{row['exploitability']:.2e}",
+        bar.set_postfix(welfare=f"{row[_welfare_key(config)]:.3f}", expl=f"{row['exploitability']:.2e}",
                         gamma=f"{row['gamma']:.3g}")
         if state.step % config.checkpoint_every == 0 or state.step == config.steps:
             save_checkpoint(state, config, checkpoint)
@@ -402,7 +446,7 @@ def train_mechanism(config: TrainingConfig, out_dir: str | Path, resume: bool = 
 
 
 def _write_history(history: list[dict], out: Path) -> None:
-    """``history.csv`` and ``training.png`` (log NSW, exploitability and mean gamma per step)."""
+    """``history.csv`` and ``training.png`` (welfare term, exploitability and mean gamma per step)."""
     if not history:
         return
     with open(out / "history.csv", "w", newline="") as fh:
@@ -416,7 +460,8 @@ def _write_history(history: list[dict], out: Path) -> None:
 
     steps = [h["step"] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for ax, key in zip(axes, ("log_nsw", "exploitability", "gamma")):
+    welfare = next(key for key in ("log_nsw", "nsw") if key in history[0])
+    for ax, key in zip(axes, (welfare, "exploitability", "gamma")):
         series = np.array([h[key] for h in history])
         window = max(1, len(series) // 50)
         smooth = np.convolve(series, np.ones(window) / window, mode="valid")

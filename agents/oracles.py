@@ -26,6 +26,7 @@ from ..mechanisms.validation import check_instance
 
 FIELDS = ("values", "demands", "both")
 MAX_BATCH = 65536  # mechanism instances per call when scoring candidates
+SERVED_TOLERANCE = 1e-9  # an agent whose truthful utility is within this of v_i . x_i cannot gain
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,9 @@ class Oracle(abc.ABC):
     def best_response(self, mechanism, values, demands, budget, agents=None) -> BestResponse:
         """Search every agent's (or the listed ``agents``') misreports in every profile.
 
-        ``values, demands (P, N, M)`` or ``(N, M)``; ``budget (M,)`` or ``(P, M)``.
+        ``values, demands (P, N, M)`` or ``(N, M)``; ``budget (M,)`` or ``(P, M)``. Agents that
+        the truthful allocation gives their whole demand are not searched: no report can give
+        them more than ``v_i . x_i``, so their gain is exactly zero.
         """
         mechanism = make_one_shot(mechanism)
         inst = check_instance(values, demands, budget)
@@ -135,15 +138,20 @@ class Oracle(abc.ABC):
         p, n, m = v.shape
         agents = range(n) if agents is None else agents
         truthful = utility(v, x, mechanism.allocate(v, x, b))
+        short = truthful < utility(v, x, x) - SERVED_TOLERANCE  # (P, N): the others are fully served
         gain = np.zeros((p, n))
         best_v, best_x = v.copy(), x.copy()
         for i in agents:
             if not 0 <= i < n:
                 raise ValueError(f"agent index {i} out of range for N = {n}")
-            found_u, found_v, found_x = self._search(mechanism, v, x, b, i)
-            better = found_u - truthful[:, i] > gain[:, i]
-            gain[:, i] = np.where(better, found_u - truthful[:, i], gain[:, i])
-            best_v[better, i], best_x[better, i] = found_v[better], found_x[better]
+            rows = np.flatnonzero(short[:, i])
+            if not len(rows):
+                continue
+            found_u, found_v, found_x = self._search(mechanism, v[rows], x[rows], b[rows], i)
+            better = found_u - truthful[rows, i] > 0
+            rows = rows[better]
+            gain[rows, i] = found_u[better] - truthful[rows, i]
+            best_v[rows, i], best_x[rows, i] = found_v[better], found_x[better]
         result = BestResponse(gain, best_v, best_x, truthful, self.label)
         if single:
             result = BestResponse(gain[0], best_v[0], best_x[0], truthful[0], self.label)
@@ -230,36 +238,50 @@ class RandomOracle(Oracle):
 class GradientOracle(Oracle):
     """RegretNet-style search: the ``num_misreports`` best of a random search are refined by
     ``gd_iter`` steps of projected Adam (learning rate ``gd_lr``) on the agent's true utility
-    through the mechanism's differentiable allocation; the best point seen is kept."""
+    through the mechanism's differentiable allocation; the best point seen is kept.
+
+    ``from_truth=True`` is the RPF-Net paper's protocol instead: one local ascent that starts
+    at the truthful report (no random search), which finds weaker misreports.
+    """
 
     def __init__(self, num_misreports: int = 8, gd_iter: int = 100, gd_lr: float = 0.01,
-                 space: ReportSpace | None = None, random_pool: int = 256, seed: int | np.random.Generator = 0):
+                 space: ReportSpace | None = None, random_pool: int = 256, seed: int | np.random.Generator = 0,
+                 from_truth: bool = False):
         if num_misreports < 1 or gd_iter < 0 or gd_lr <= 0:
             raise ValueError("need num_misreports >= 1, gd_iter >= 0 and gd_lr > 0")
         self.space = space or ReportSpace()
         self.num_misreports, self.gd_iter, self.gd_lr = num_misreports, gd_iter, gd_lr
+        self.from_truth = from_truth
         self.pool = RandomOracle(max(random_pool, num_misreports), self.space, seed=seed)
 
     @property
     def label(self) -> str:
-        return (f"gradient({self.num_misreports} restarts from {self.pool.num_misreports} random, "
-                f"{self.gd_iter} Adam steps, lr {self.gd_lr}, {self.space.fields})")
+        start = ("from the truth" if self.from_truth
+                 else f"{self.num_misreports} restarts from {self.pool.num_misreports} random")
+        return f"gradient({start}, {self.gd_iter} Adam steps, lr {self.gd_lr}, {self.space.fields})"
+
+    def _starts(self, mechanism, v, x, b, agent):
+        """Starting misreports ``(P, R, M)`` and their true utilities ``(P, R)``."""
+        if self.from_truth:
+            start_v, start_x = self.space.clip(v[:, None, agent], x[:, None, agent])
+            return start_v, start_x, deviation_utilities(mechanism, v, x, b, agent, start_v, start_x)
+        cand_v, cand_x = self.pool.candidates(v, x, agent)
+        u = deviation_utilities(mechanism, v, x, b, agent, cand_v, cand_x)
+        top = np.argsort(-u, axis=1)[:, : self.num_misreports]  # (P, R)
+        rows = np.arange(len(v))[:, None]
+        return cand_v[rows, top], cand_x[rows, top], u[rows, top]
 
     def _search(self, mechanism, v, x, b, agent):
         if not mechanism.differentiable:
             raise ValueError(f"mechanism {mechanism.name!r} has no differentiable allocation; "
                              "use GridOracle or RandomOracle")
-        cand_v, cand_x = self.pool.candidates(v, x, agent)
-        u = deviation_utilities(mechanism, v, x, b, agent, cand_v, cand_x)
-        top = np.argsort(-u, axis=1)[:, : self.num_misreports]  # (P, R)
-        rows = np.arange(len(v))[:, None]
-        start_v, start_x, start_u = cand_v[rows, top], cand_x[rows, top], u[rows, top]
+        start_v, start_x, start_u = self._starts(mechanism, v, x, b, agent)
         best_u, best_v, best_x = start_u.copy(), start_v.copy(), start_x.copy()
         mis_v = torch.tensor(start_v, requires_grad=self.space.searches_values)
         mis_x = torch.tensor(start_x, requires_grad=self.space.searches_demands)
         params = [t for t in (mis_v, mis_x) if t.requires_grad]
         optimizer = torch.optim.Adam(params, lr=self.gd_lr)
-        p, r = top.shape
+        p, r = start_u.shape
         true_v = torch.tensor(v[:, None, agent]).expand(p, r, -1)
         true_x = torch.tensor(x[:, None, agent]).expand(p, r, -1)
         others_v = torch.tensor(v)[:, None].expand(p, r, -1, -1)

@@ -80,12 +80,14 @@ def mixture_row(pf: dict, pa: dict, rho: float = MIXTURE_RHO) -> dict:
 
 
 def run(out_dir: str | Path, n_agents: int, n_resources: int, mechanisms: dict[str, object], profiles: int = 500,
-        seed: int = 12345, oracle_restarts: int = 8, oracle_steps: int = 100, oracle_pool: int = 256) -> list[dict]:
+        seed: int = 12345, oracle_restarts: int = 8, oracle_steps: int = 100, oracle_pool: int = 256,
+        oracle_from_truth: bool = False) -> list[dict]:
     """Evaluate ``mechanisms`` (label -> name, mechanism or weights file) and write the tables.
 
     The test set (``profiles`` draws of (17), seeded by ``seed``, independent of the training
-    seeds) and the oracle are shared by all mechanisms. Rows already in ``out_dir/rows.json``
-    are reused (resume).
+    seeds) and the oracle are shared by all mechanisms (``oracle_from_truth``: the paper's
+    local ascent from the truthful report instead of restarts from a random pool). Rows
+    already in ``out_dir/rows.json`` are reused (resume).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +100,8 @@ def run(out_dir: str | Path, n_agents: int, n_resources: int, mechanisms: dict[s
         if isinstance(mech, (str, Path)) and str(mech).endswith(".pt"):
             mech = make_one_shot(load_model(str(mech)).architecture, weights_path=mech)
         # A fresh oracle per mechanism, so that a row does not depend on which rows came before it.
-        oracle = GradientOracle(oracle_restarts, oracle_steps, 0.01, ReportSpace(fields="both"), oracle_pool, seed=seed)
+        oracle = GradientOracle(oracle_restarts, oracle_steps, 0.01, ReportSpace(fields="both"), oracle_pool, seed=seed,
+                                from_truth=oracle_from_truth)
         done[label] = evaluate_mechanism(label, mech, values, demands, budget, oracle)
         done_path.write_text(json.dumps(done, indent=2, default=float))
     rows = [{k: v for k, v in row.items() if k != "inference_seconds"} for row in done.values()]
@@ -193,6 +196,9 @@ def main(argv=None) -> None:
     parser.add_argument("--oracle-restarts", type=int, default=8)
     parser.add_argument("--oracle-steps", type=int, default=100)
     parser.add_argument("--oracle-pool", type=int, default=256)
+    parser.add_argument("--oracle-start", choices=("pool", "truth"), default="pool",
+                        help="pool: restarts from the random pool (default); truth: the paper's local ascent "
+                             "from the truthful report (--oracle-restarts and --oracle-pool are then unused)")
     parser.add_argument("--mechanisms", nargs="*", default=["pf", "pa", "rpf_net", "exs_net", "softmax_net"],
                         help="registered names to evaluate (default: pf pa rpf_net exs_net softmax_net)")
     parser.add_argument("--extra", nargs="*", default=[], metavar="LABEL=FILE.pt",
@@ -219,7 +225,7 @@ def main(argv=None) -> None:
         mechanisms[label] = path
     out = args.out or f"results/learned_eval_{args.agents}x{args.resources}"
     rows = run(out, args.agents, args.resources, mechanisms, args.profiles, args.seed, args.oracle_restarts,
-               args.oracle_steps, args.oracle_pool)
+               args.oracle_steps, args.oracle_pool, args.oracle_start == "truth")
     print(format_table(rows, PAPER_TABLE1 if (args.agents, args.resources) == (2, 2) else None))
     print(f"\noracle: {rows[0]['oracle']}\nwrote {out}/table.csv, table.json and table.png")
 

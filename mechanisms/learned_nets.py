@@ -37,9 +37,31 @@ from .pf_grad import proportional_fairness_torch
 
 ARCHITECTURES = ("rpf_net", "exs_net", "softmax_net")
 REGULARISED = ("all", "contended")  # which resources RPF-Net's linear term acts on
+TRUNKS = ("mlp", "set")  # the paper's feed-forward trunk; a permutation-equivariant one over the agents
 DEFAULT_HIDDEN = 128
 DEFAULT_LAYERS = 3
 RPF_INIT_BIAS = -4.0  # softplus(-4) = 0.018: RPF-Net starts next to PF
+
+
+class SetTrunk(nn.Module):
+    """Permutation-equivariant trunk over the agents (a DeepSets stack).
+
+    Each layer maps agent i's embedding ``h_i`` to ``relu(A h_i + B mean_j h_j + c)``, so
+    ``(B, N, F)`` features give ``(B, N, hidden)`` embeddings, and permuting the agents of
+    the input permutes the output rows the same way. One set of weights serves every agent.
+    """
+
+    def __init__(self, features: int, hidden: int, layers: int):
+        super().__init__()
+        sizes = [features] + [hidden] * layers
+        self.own = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.pooled = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        h = features
+        for own, pooled in zip(self.own, self.pooled):
+            h = torch.relu(own(h) + pooled(h.mean(dim=1, keepdim=True)))
+        return h
 
 
 class MechanismNet(nn.Module):
@@ -49,11 +71,15 @@ class MechanismNet(nn.Module):
     ``(B, M)``, ``(B, N, M)`` and returns a feasible allocation ``(B, N, M)``, differentiable
     in the reports and the parameters. ``regularised`` (RPF-Net only): ``"all"`` lets the
     linear term act on every resource, ``"contended"`` zeroes it on resources whose reported
-    total demand fits the budget, which PF then hands out in full.
+    total demand fits the budget, which PF then hands out in full. ``trunk``: ``"mlp"`` is the
+    paper's feed-forward network on all ``2NM`` inputs; ``"set"`` is a :class:`SetTrunk` on each
+    agent's ``2M`` inputs, whose head gives each agent its own outputs (and ExS-Net's
+    withholding row from the mean embedding), so the mechanism treats agents symmetrically.
     """
 
     def __init__(self, architecture: str, n_agents: int, n_resources: int,
-                 hidden: int = DEFAULT_HIDDEN, layers: int = DEFAULT_LAYERS, regularised: str = "all"):
+                 hidden: int = DEFAULT_HIDDEN, layers: int = DEFAULT_LAYERS, regularised: str = "all",
+                 trunk: str = "mlp"):
         super().__init__()
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
@@ -61,18 +87,25 @@ class MechanismNet(nn.Module):
             raise ValueError(f"regularised must be one of {REGULARISED}, got {regularised!r}")
         if regularised != "all" and architecture != "rpf_net":
             raise ValueError(f"regularised applies to rpf_net only, not {architecture!r}")
+        if trunk not in TRUNKS:
+            raise ValueError(f"trunk must be one of {TRUNKS}, got {trunk!r}")
         if n_agents < 1 or n_resources < 1 or hidden < 1 or layers < 1:
             raise ValueError("need n_agents, n_resources, hidden and layers >= 1, got "
                              f"{n_agents}, {n_resources}, {hidden}, {layers}")
         self.architecture, self.n_agents, self.n_resources = architecture, n_agents, n_resources
-        self.hidden, self.layers, self.regularised = hidden, layers, regularised
+        self.hidden, self.layers, self.regularised, self.trunk_kind = hidden, layers, regularised, trunk
         rows = n_agents + 1 if architecture == "exs_net" else n_agents
-        sizes = [2 * n_agents * n_resources] + [hidden] * layers
-        blocks: list[nn.Module] = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            blocks += [nn.Linear(fan_in, fan_out), nn.ReLU()]
-        self.trunk = nn.Sequential(*blocks)
-        self.head = nn.Linear(hidden, rows * n_resources)
+        if trunk == "set":
+            self.trunk = SetTrunk(2 * n_resources, hidden, layers)
+            self.head = nn.Linear(hidden, n_resources)
+            self.withheld = nn.Linear(hidden, n_resources) if architecture == "exs_net" else None
+        else:
+            sizes = [2 * n_agents * n_resources] + [hidden] * layers
+            blocks: list[nn.Module] = []
+            for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+                blocks += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+            self.trunk = nn.Sequential(*blocks)
+            self.head = nn.Linear(hidden, rows * n_resources)
         if architecture == "rpf_net":
             nn.init.constant_(self.head.bias, RPF_INIT_BIAS)
         self.double()
@@ -80,13 +113,20 @@ class MechanismNet(nn.Module):
     def config(self) -> dict:
         """The constructor arguments, for checkpoints."""
         return {"architecture": self.architecture, "n_agents": self.n_agents, "n_resources": self.n_resources,
-                "hidden": self.hidden, "layers": self.layers, "regularised": self.regularised}
+                "hidden": self.hidden, "layers": self.layers, "regularised": self.regularised,
+                "trunk": self.trunk_kind}
 
     def outputs(self, values: torch.Tensor, demands: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
         """Raw head outputs ``(B, rows, M)`` for reports on budget ``budget (B, M)``."""
         has_budget = budget > 0
         safe = torch.where(has_budget, budget, torch.ones_like(budget))[:, None, :]
         share = torch.where(has_budget[:, None, :], torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
+        if self.trunk_kind == "set":
+            embedding = self.trunk(torch.cat([values, share], dim=2))  # (B, N, hidden)
+            out = self.head(embedding)
+            if self.withheld is not None:
+                out = torch.cat([out, self.withheld(embedding.mean(dim=1, keepdim=True))], dim=1)
+            return out
         features = torch.cat([values.flatten(1), share.flatten(1)], dim=1)
         return self.head(self.trunk(features)).view(len(values), -1, self.n_resources)
 

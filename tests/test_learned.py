@@ -154,17 +154,18 @@ def small_config(**kw):
                                     lr_half_life=2), **kw})
 
 
-def test_training_resume_reproduces_an_uninterrupted_run(tmp_path):
-    straight = train_mechanism(small_config(), tmp_path / "a", progress=False)
-    train_mechanism(small_config(steps=2), tmp_path / "b", progress=False)
-    resumed = train_mechanism(small_config(), tmp_path / "b", resume=True, progress=False)
+@pytest.mark.parametrize("options", [{}, {"trunk": "set", "welfare": "nsw"}], ids=["mlp-log", "set-nsw"])
+def test_training_resume_reproduces_an_uninterrupted_run(tmp_path, options):
+    straight = train_mechanism(small_config(**options), tmp_path / "a", progress=False)
+    train_mechanism(small_config(steps=2, **options), tmp_path / "b", progress=False)
+    resumed = train_mechanism(small_config(**options), tmp_path / "b", resume=True, progress=False)
     for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), name
     saved = load_model(str(tmp_path / "b" / "rpf_net_2x2.pt"))
     assert all(torch.equal(p, q) for p, q in zip(saved.state_dict().values(), straight.state_dict().values()))
     assert (tmp_path / "b" / "history.csv").read_text().count("\n") == 5  # header + 4 steps
     with pytest.raises(ValueError, match="other settings"):
-        train_mechanism(small_config(lr=0.5), tmp_path / "b", resume=True, progress=False)
+        train_mechanism(small_config(lr=0.5, **options), tmp_path / "b", resume=True, progress=False)
 
 
 def test_cli_trains_and_resumes(tmp_path):
@@ -181,7 +182,8 @@ def test_cli_trains_and_resumes(tmp_path):
 @pytest.mark.parametrize("flags,expected", [([], ("contended", True)),
                                             (["--regularised", "all", "--contended-only", "no"], ("all", False)),
                                             (["--contended-only", "no"], ("contended", False)),
-                                            (["--contended-only", "yes"], ("contended", True))])
+                                            (["--contended-only", "yes"], ("contended", True)),
+                                            (["--trunk", "set", "--welfare", "nsw"], ("contended", True))])
 def test_cli_contended_options_reach_the_config_and_the_recorded_command(tmp_path, flags, expected):
     args = ["train-mechanism", "rpf-net", "--agents", "2", "--resources", "2", "--steps", "1", "--batch-size", "4",
             "--train-size", "8", "--restarts", "0", "--out", str(tmp_path), *flags]
@@ -192,3 +194,20 @@ def test_cli_contended_options_reach_the_config_and_the_recorded_command(tmp_pat
     again = record["command"].split()[1:]
     assert cli_main([a if a != str(tmp_path) else str(tmp_path / "again") for a in again]) == 0
     assert json.loads((tmp_path / "again" / "record.json").read_text())["config"] == record["config"]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_set_trunk_treats_agents_symmetrically(architecture):
+    """With the permutation-equivariant trunk, permuting the agents' reports permutes the allocation."""
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        net = MechanismNet(architecture, 4, 3, hidden=16, layers=2, trunk="set")
+    rng = np.random.default_rng(0)
+    v, x, b = (torch.from_numpy(t) for t in training_data("paper", rng, 8, 4, 3))
+    b = b * 0.5  # contention on most resources, so the linear term acts
+    perm = torch.from_numpy(rng.permutation(4))
+    with torch.no_grad():
+        torch.testing.assert_close(net(v, x, b)[:, perm], net(v[:, perm], x[:, perm], b), rtol=0, atol=1e-12)
+    assert MechanismNet(architecture, 2, 2).config()["trunk"] == "mlp"
+    with pytest.raises(ValueError, match="trunk"):
+        MechanismNet(architecture, 2, 2, trunk="transformer")

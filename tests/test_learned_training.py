@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from mechzoo.agents.mechanism_training import (TrainingConfig, _initial_state, _random_restarts, _restart_candidates,
-                                               contended_training_data,
-                                               deviation_utility, training_data, training_step, true_utility)
+                                               contended_training_data, deviation_utility, log_nsw, pf_nsw_scale,
+                                               training_data, training_step, true_utility, welfare_term)
+from mechzoo.mechanisms import proportional_fairness
 from mechzoo.agents.oracles import ReportSpace
 from mechzoo.mechanisms.learned_nets import MechanismNet
 
@@ -132,3 +133,23 @@ def test_contended_defaults_and_their_validation():
     assert TrainingConfig.from_json(saved) == small_config(regularised="all")
     with pytest.raises(ValueError, match="regularised applies to rpf_net only"):
         MechanismNet("exs_net", 2, 2, regularised="contended")
+
+
+def test_nsw_welfare_is_the_product_over_active_agents_relative_to_pf():
+    """welfare="nsw": per sample the product of the utilities of agents that demand something, in
+    units of PF's mean on the training data (so PF itself scores exactly 1 on average)."""
+    values, demands, budget = training_data("paper", np.random.default_rng(11), 400, 3, 2)
+    assert ((values * demands).sum(-1) == 0).any()  # some agents demand nothing
+    pf = true_utility(*(torch.from_numpy(t) for t in (values, demands, proportional_fairness(values, demands, budget))))
+    scale = pf_nsw_scale(values, demands, budget)
+    v, x = torch.from_numpy(values), torch.from_numpy(demands)
+    term = welfare_term(small_config(welfare="nsw"), v, x, pf, scale)
+    assert term.mean().item() == pytest.approx(1.0, rel=1e-12)
+    active = (values * demands).sum(-1) > 0
+    expected = np.where(active, pf.numpy(), 1.0).prod(-1) / scale
+    np.testing.assert_allclose(term.numpy(), expected, rtol=1e-12)
+    assert torch.equal(welfare_term(small_config(), v, x, pf, scale), log_nsw(v, x, pf))
+    with pytest.raises(ValueError, match="welfare"):
+        small_config(welfare="utilitarian")
+    with pytest.raises(ValueError, match="trunk"):
+        small_config(trunk="cnn")

@@ -74,3 +74,40 @@ def test_partial_allocation_with_demand_caps_is_manipulable():
     assert utility(v, x, a)[0] - truthful == pytest.approx(0.121875, abs=1e-8)
     found = RandomOracle(3000, ReportSpace(fields="both"), seed=1).best_response("pa", v, x, b)
     assert found.gain[0] > 0.12
+
+
+def test_fully_served_agents_are_not_searched():
+    """An agent that the truthful allocation gives its whole demand cannot gain: the oracle skips it
+    (the mechanism sees only the truthful call and agent 0's candidates) and reports a zero gain."""
+    from mechzoo.mechanisms import make_one_shot
+    from mechzoo.mechanisms.registry import OneShotMechanism
+
+    pf = make_one_shot("pf")
+    batches = []
+
+    def spy(values, demands, budget, past=None):
+        batches.append(np.shape(values)[:-2])
+        return pf.allocate(values, demands, budget, past)
+
+    mechanism = OneShotMechanism("spy", spy)
+    # Profile 0: resource 0 over-demanded, agent 0 short, agent 1 capped at 0.2; profile 1: nothing contested.
+    v = np.array([[[1.0, 0.5], [1.0, 0.25]], [[1.0, 0.5], [1.0, 0.25]]])
+    x = np.array([[[1.0, 1.0], [0.2, 0.0]], [[0.3, 0.4], [0.5, 0.6]]])
+    result = RandomOracle(16, seed=0).best_response(mechanism, v, x, np.ones(2))
+    assert batches == [(2,), (1, 16)]  # truthful call, then agent 0 of profile 0 only
+    np.testing.assert_array_equal(result.gain[1], 0.0)
+    assert result.gain[0, 1] == 0.0
+    np.testing.assert_array_equal(result.values[1], v[1])
+
+
+def test_gradient_oracle_from_the_truth_is_a_local_ascent():
+    """The paper's protocol: one ascent from the truthful report. On Fig. 1 it walks agent 1's value
+    ratio down to the critical 1/4 (gain -> 0.125); agent 2's truthful report is a local optimum."""
+    oracle = GradientOracle(gd_iter=200, from_truth=True)
+    assert oracle.label.startswith("gradient(from the truth, 200 Adam steps")
+    result = oracle.best_response("pf", FIG1_VALUES, np.ones((2, 2)), np.ones(2))
+    assert result.gain[0] == pytest.approx(0.125, abs=2e-3)
+    assert result.gain[1] == pytest.approx(0.0, abs=1e-9)
+    # With no ascent steps it scores the truth only: no gain anywhere.
+    assert GradientOracle(gd_iter=0, from_truth=True).best_response(
+        "pf", FIG1_VALUES, np.ones((2, 2)), np.ones(2)).gain.max() == 0.0
