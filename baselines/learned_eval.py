@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from ..agents.mechanism_training import training_data  # noqa: E402
+from ..agents.mechanism_training import active_nsw, training_data  # noqa: E402
 from ..agents.oracles import GradientOracle, ReportSpace  # noqa: E402
 from ..mechanisms.learned import WEIGHTS_DIR, load_model  # noqa: E402
 from ..mechanisms.registry import make_one_shot  # noqa: E402
@@ -54,28 +54,56 @@ PAPER_TABLE1 = {
 }
 PAPER_TABLE2_INFERENCE = {"pf": 40.1, "pa": 310.0, "exs_net": 1.0, "rpf_net": 114.5}
 MIXTURE_RHO = 0.5
+BOOTSTRAP_RESAMPLES = 2000  # paired bootstrap of the ratios to PF
 CHECK_PROFILES, CHECK_SEED = 64, 0  # the fixed test set of the shipped weights' check values
 
 
 def evaluate_mechanism(label: str, mechanism, values, demands, budget, oracle: GradientOracle) -> dict:
-    """One row: NSW, efficiency and exploitability, with 95% CIs over profiles."""
+    """One row: NSW, mean log NSW (agents demanding something), efficiency and exploitability,
+    with 95% CIs over profiles. ``row["per_profile"]`` holds the per-profile ``gain`` (mean over
+    agents), ``nsw`` and ``log_nsw`` arrays ``(P,)`` that :func:`ratios_to_pf` compares."""
     mechanism = make_one_shot(mechanism)
     alloc = mechanism.allocate(values, demands, budget)
-    nsw = nash_social_welfare(utility(values, demands, alloc))
+    utilities = utility(values, demands, alloc)
+    nsw = nash_social_welfare(utilities)
+    log_nsw = np.log(active_nsw(values, demands, utilities))
     eff = 100 * efficiency(alloc, budget)
     search = oracle if mechanism.differentiable else oracle.pool
     expl = one_shot_exploitability(mechanism, values, demands, budget, search)
     half = lambda a: 1.96 * a.std(ddof=1) / np.sqrt(len(a))  # noqa: E731
-    return {"mechanism": label, "nsw": nsw.mean(), "nsw_ci95": half(nsw), "exploitability": expl.mean,
+    return {"mechanism": label, "nsw": nsw.mean(), "nsw_ci95": half(nsw), "log_nsw": log_nsw.mean(),
+            "log_nsw_ci95": half(log_nsw), "exploitability": expl.mean,
             "exploitability_ci95": expl.mean_ci, "efficiency": eff.mean(), "efficiency_ci95": half(eff),
-            "oracle": expl.oracle}
+            "oracle": expl.oracle, "per_profile": {"gain": expl.gains.mean(axis=1), "nsw": nsw, "log_nsw": log_nsw}}
+
+
+def ratios_to_pf(pf: dict, row: dict, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+    """Exploitability and NSW of ``row`` as fractions of PF's on the same profiles, with 95%
+    paired-bootstrap intervals (profiles resampled together for both mechanisms), and the
+    difference in mean log NSW. Both rows need ``per_profile`` arrays (:func:`evaluate_mechanism`)."""
+    rng = np.random.default_rng(seed)
+    ours, theirs = row["per_profile"], pf["per_profile"]
+    size = len(theirs["gain"])
+    draws = rng.integers(0, size, (resamples, size))
+    out = {}
+    for key, name in (("gain", "exploitability"), ("nsw", "nsw")):
+        a, b = np.asarray(ours[key]), np.asarray(theirs[key])
+        boot = a[draws].mean(axis=1) / b[draws].mean(axis=1)
+        out[f"{name}_vs_pf"] = float(a.mean() / b.mean())
+        out[f"{name}_vs_pf_low"], out[f"{name}_vs_pf_high"] = (float(q) for q in np.quantile(boot, [0.025, 0.975]))
+    out["log_nsw_minus_pf"] = float(np.mean(ours["log_nsw"]) - np.mean(theirs["log_nsw"]))
+    return out
 
 
 def mixture_row(pf: dict, pa: dict, rho: float = MIXTURE_RHO) -> dict:
-    """The PF-PA mixture in expectation: ``rho * PF + (1 - rho) * PA`` for every metric."""
+    """The PF-PA mixture in expectation: ``rho * PF + (1 - rho) * PA`` for every metric (the log
+    NSW too: the expected log NSW of a lottery between the two)."""
     row = {"mechanism": "pf-pa mixture", "oracle": f"expectation of the pf and pa rows (rho = {rho})"}
-    for key in ("nsw", "nsw_ci95", "exploitability", "exploitability_ci95", "efficiency", "efficiency_ci95"):
+    for key in ("nsw", "nsw_ci95", "log_nsw", "log_nsw_ci95", "exploitability", "exploitability_ci95", "efficiency",
+                "efficiency_ci95"):
         row[key] = rho * pf[key] + (1 - rho) * pa[key]
+    row["per_profile"] = {k: rho * np.asarray(pf["per_profile"][k]) + (1 - rho) * np.asarray(pa["per_profile"][k])
+                          for k in pf["per_profile"]}
     return row
 
 
@@ -92,8 +120,9 @@ def run(out_dir: str | Path, n_agents: int, n_resources: int, mechanisms: dict[s
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     values, demands, budget = training_data("paper", np.random.default_rng(seed), profiles, n_agents, n_resources)
-    done_path = out / "rows.json"
+    done_path, profiles_path = out / "rows.json", out / "per_profile.json"
     done = json.loads(done_path.read_text()) if done_path.is_file() else {}
+    per_profile = json.loads(profiles_path.read_text()) if profiles_path.is_file() else {}
     for label, mech in tqdm(mechanisms.items(), desc=f"evaluate {n_agents}x{n_resources}"):
         if label in done:
             continue
@@ -102,11 +131,21 @@ def run(out_dir: str | Path, n_agents: int, n_resources: int, mechanisms: dict[s
         # A fresh oracle per mechanism, so that a row does not depend on which rows came before it.
         oracle = GradientOracle(oracle_restarts, oracle_steps, 0.01, ReportSpace(fields="both"), oracle_pool, seed=seed,
                                 from_truth=oracle_from_truth)
-        done[label] = evaluate_mechanism(label, mech, values, demands, budget, oracle)
+        row = evaluate_mechanism(label, mech, values, demands, budget, oracle)
+        per_profile[label] = {k: a.tolist() for k, a in row.pop("per_profile").items()}
+        done[label] = row
+        profiles_path.write_text(json.dumps(per_profile))
         done_path.write_text(json.dumps(done, indent=2, default=float))
-    rows = [{k: v for k, v in row.items() if k != "inference_seconds"} for row in done.values()]
+    rows = [dict(row) for row in done.values()]
     if "pf" in done and "pa" in done and "pf-pa mixture" not in done:
-        rows.append(mixture_row(done["pf"], done["pa"]))
+        mixture = mixture_row(*({**done[k], "per_profile": per_profile[k]} for k in ("pf", "pa")))
+        per_profile[mixture["mechanism"]] = mixture.pop("per_profile")
+        rows.append(mixture)
+    if "pf" in per_profile:
+        for row in rows:
+            if row["mechanism"] in per_profile:
+                row.update(ratios_to_pf({"per_profile": per_profile["pf"]},
+                                        {"per_profile": per_profile[row["mechanism"]]}))
     _write(out, rows, n_agents, n_resources, profiles, seed)
     return rows
 
@@ -124,7 +163,11 @@ def _write(out: Path, rows: list[dict], n: int, m: int, profiles: int, seed: int
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     names = [r["mechanism"] for r in rows]
     for ax, key in zip(axes, ("nsw", "exploitability", "efficiency")):
-        ax.bar(names, [r[key] / pf[key] if pf[key] else np.nan for r in rows])
+        ratio = [r.get(f"{key}_vs_pf", r[key] / pf[key] if pf[key] else np.nan) for r in rows]
+        # paired-bootstrap 95% intervals where the per-profile numbers are there
+        low = [max(0.0, q - r.get(f"{key}_vs_pf_low", q)) for q, r in zip(ratio, rows)]
+        high = [max(0.0, r.get(f"{key}_vs_pf_high", q) - q) for q, r in zip(ratio, rows)]
+        ax.bar(names, ratio, yerr=[low, high], capsize=3)
         ax.set_title(f"{key} / PF's")
         ax.tick_params(axis="x", rotation=60)
     fig.suptitle(f"{n} agents x {m} resources, b = N/2, {profiles} test profiles")
@@ -134,13 +177,22 @@ def _write(out: Path, rows: list[dict], n: int, m: int, profiles: int, seed: int
 
 
 def format_table(rows: list[dict], paper: dict | None = None) -> str:
-    """Markdown table of the rows, with the paper's numbers beside where given."""
-    head = "| mechanism | NSW | exploitability | efficiency (%) |"
+    """Markdown table of the rows (ratios to PF with paired-bootstrap 95% intervals, and the change
+    in mean log NSW), with the paper's numbers beside where given."""
+    head = "| mechanism | NSW | exploitability | efficiency (%) | expl. / PF's | NSW / PF's | Δ log NSW |"
     lines = [head + (" paper NSW | paper expl. | paper eff. |" if paper else ""),
              "|" + "---|" * (head.count("|") - 1 + (3 if paper else 0))]
+
+    def ratio(r, key):
+        if f"{key}_vs_pf" not in r:
+            return "–"
+        return f"{r[f'{key}_vs_pf']:.3f} [{r[f'{key}_vs_pf_low']:.3f}, {r[f'{key}_vs_pf_high']:.3f}]"
+
     for r in rows:
+        delta = f"{r['log_nsw_minus_pf']:+.4f}" if "log_nsw_minus_pf" in r else "–"
         line = (f"| {r['mechanism']} | {r['nsw']:.3e} ± {r['nsw_ci95']:.1e} | {r['exploitability']:.2e} ± "
-                f"{r['exploitability_ci95']:.1e} | {r['efficiency']:.1f} ± {r['efficiency_ci95']:.1f} |")
+                f"{r['exploitability_ci95']:.1e} | {r['efficiency']:.1f} ± {r['efficiency_ci95']:.1f} | "
+                f"{ratio(r, 'exploitability')} | {ratio(r, 'nsw')} | {delta} |")
         if paper:
             line += " " + " | ".join(paper.get(r["mechanism"], ("–", "–", "–"))) + " |"
         lines.append(line)

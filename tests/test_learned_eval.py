@@ -1,0 +1,46 @@
+"""The learned-mechanism evaluation harness: ratios to PF with paired-bootstrap intervals, resume."""
+import json
+
+import numpy as np
+import pytest
+
+from mechzoo.baselines.learned_eval import format_table, ratios_to_pf, run
+
+
+def rows_with(gain, nsw, log_nsw):
+    return {"per_profile": {"gain": np.asarray(gain), "nsw": np.asarray(nsw), "log_nsw": np.asarray(log_nsw)}}
+
+
+def test_ratios_to_pf_are_ratios_of_means_with_paired_intervals():
+    rng = np.random.default_rng(0)
+    gain, nsw = rng.exponential(1.0, 300), rng.uniform(0.5, 1.0, 300)
+    pf = rows_with(gain, nsw, np.log(nsw))
+    same = ratios_to_pf(pf, pf)
+    assert same["exploitability_vs_pf"] == 1.0 and same["exploitability_vs_pf_low"] == same["exploitability_vs_pf_high"] == 1.0
+    # a mechanism that cuts every profile's gain to a fifth: the paired interval is exactly 0.2
+    fifth = ratios_to_pf(pf, rows_with(gain / 5, nsw * 0.99, np.log(nsw * 0.99)))
+    assert fifth["exploitability_vs_pf"] == pytest.approx(0.2)
+    assert fifth["exploitability_vs_pf_low"] == pytest.approx(0.2) == pytest.approx(fifth["exploitability_vs_pf_high"])
+    assert fifth["nsw_vs_pf"] == pytest.approx(0.99) and fifth["log_nsw_minus_pf"] == pytest.approx(np.log(0.99))
+    # noise independent of PF's gains widens the interval around the ratio of the means
+    noisy = ratios_to_pf(pf, rows_with(rng.exponential(0.2, 300), nsw, np.log(nsw)))
+    assert noisy["exploitability_vs_pf_low"] < noisy["exploitability_vs_pf"] < noisy["exploitability_vs_pf_high"]
+
+
+def test_run_writes_ratios_and_resumes(tmp_path):
+    kwargs = dict(profiles=30, oracle_restarts=1, oracle_steps=2, oracle_pool=4)
+    rows = run(tmp_path, 2, 2, {"pf": "pf", "equal": "equal"}, **kwargs)
+    by_name = {r["mechanism"]: r for r in rows}
+    assert by_name["pf"]["exploitability_vs_pf"] == 1.0
+    assert by_name["equal"]["exploitability"] == 0.0  # the uniform rule is strategy-proof
+    assert by_name["equal"]["nsw_vs_pf"] < 1.0 and by_name["equal"]["log_nsw_minus_pf"] < 0
+    per_profile = json.loads((tmp_path / "per_profile.json").read_text())
+    assert len(per_profile["pf"]["gain"]) == 30
+    table = format_table(rows)
+    assert "expl. / PF's" in table and "| equal |" in table
+    # resume: finished rows are read back, not recomputed
+    saved = json.loads((tmp_path / "rows.json").read_text())
+    saved["equal"]["efficiency"] = -1.0
+    (tmp_path / "rows.json").write_text(json.dumps(saved))
+    again = {r["mechanism"]: r for r in run(tmp_path, 2, 2, {"pf": "pf", "equal": "equal"}, **kwargs)}
+    assert again["equal"]["efficiency"] == -1.0
