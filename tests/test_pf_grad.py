@@ -91,3 +91,49 @@ def test_degenerate_instance_gives_finite_subgradient():
     demands = torch.tensor(x, requires_grad=True)
     proportional_fairness_torch(values, demands, np.ones(2))[0].sum().backward()
     assert torch.isfinite(values.grad).all() and torch.isfinite(demands.grad).all()
+
+
+@pytest.mark.parametrize("n,m", [(2, 2), (10, 3), (4, 1)])
+def test_reduced_adjoint_equals_the_dense_system(n, m):
+    """The adjoint of the free entries and active prices gives the dense system's gradients, with
+    past allocations, weights, a linear term, zero demands and identical agents (ties)."""
+    from mechzoo.mechanisms.pf_grad import pf_vjp
+
+    rng = np.random.default_rng(n * 10 + m)
+    p = 300
+    v = rng.uniform(0.1, 1, (p, n, m))
+    x = rng.uniform(0.1, 1, (p, n, m)) * (rng.random((p, n, m)) < 0.6)
+    v[: p // 4, -1], x[: p // 4, -1] = v[: p // 4, 0], x[: p // 4, 0]
+    b = rng.uniform(0.2, 1, (p, m)) * n / 2
+    past = rng.uniform(0, 0.3, (p, n, m)) * (rng.random((p, n, m)) < 0.3)
+    w = rng.uniform(0.5, 2, (p, n))
+    z = rng.exponential(0.3, (p, n, m)) * (rng.random((p, n, m)) < 0.5)
+    sol = solve_proportional_fairness(v, x, b, past, w, z)
+    g = rng.standard_normal((p, n, m))
+    reduced = pf_vjp(v, x, b, past, w, sol, g)
+    dense = pf_vjp(v, x, b, past, w, sol, g, dense=True)
+    for name, r, d in zip(("values", "demands", "budget", "past", "weights", "linear"), reduced, dense):
+        np.testing.assert_allclose(r, d, rtol=1e-9, atol=1e-9 * (1 + np.abs(d).max()), err_msg=name)
+
+
+def test_entry_with_both_bounds_active_falls_back_to_the_dense_system():
+    """A zero-demand entry whose multipliers of a >= 0 and a <= x are both positive leaves the
+    reduced system undetermined; that instance is solved densely (minimum norm), the others not."""
+    from mechzoo.mechanisms.pf_grad import _vjp_reduced, pf_vjp
+
+    v = np.array([[[1.0, 0.5], [1.0, 0.25]]] * 2)
+    x = np.array([[[1.0, 0.0], [1.0, 1.0]]] * 2)
+    b, past, w = np.ones((2, 2)), np.zeros((2, 2, 2)), np.ones((2, 2))
+    sol = solve_proportional_fairness(v, x, b)
+    mu, nu = sol.mu.copy(), sol.nu.copy()
+    mu[1, 0, 1], nu[1, 0, 1] = 0.3, 0.2  # instance 1: both bounds of entry (0, 1) active
+    g = np.array([[[1.0, 0.5], [-0.2, 0.3]]] * 2)
+    rho = np.ones((2, 2))
+    inc = np.ones((2, 2), dtype=bool)
+    ok = _vjp_reduced(v, inc, rho, sol.allocation, mu, x - sol.allocation, nu, sol.prices, g)[3]
+    assert ok.tolist() == [True, False]
+    mixed = type(sol)(sol.allocation, sol.prices, mu, nu, sol.iterations, sol.from_reference)
+    ours = pf_vjp(v, x, b, past, w, mixed, g)
+    dense = pf_vjp(v, x, b, past, w, mixed, g, dense=True)
+    for r, d in zip(ours, dense):
+        np.testing.assert_allclose(r, d, rtol=1e-12, atol=1e-12)
