@@ -87,11 +87,13 @@ TRAINING_OPTIONS = (
 def _train_mechanism(args) -> None:
     import shlex
 
+    import numba
     import torch
 
     from .agents.mechanism_training import TrainingConfig, train_mechanism
 
     torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # the PF kernel's prange
     options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "welfare",
                                             *(name for name, _, _ in TRAINING_OPTIONS))
                if getattr(args, k) is not None}
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
     train.add_argument("--welfare", choices=["log", "nsw"], default=None,
                        help="welfare term the designer maximises: 'log' NSW (eq. 5, default) or the mean 'nsw' "
                             "product the tables report, relative to PF's")
-    train.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    train.add_argument("--threads", type=int, default=1, help="threads of torch and of the PF kernel (default: 1)")
     train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     train.add_argument("--seed", type=int)
     train.set_defaults(func=_train_mechanism)

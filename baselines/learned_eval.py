@@ -12,8 +12,10 @@ best of 5 batched ``allocate`` calls on 1000 profiles (``--timing``), as a ratio
     python -m mechzoo.baselines.learned_eval --agents 10 --resources 3 --profiles 200 \\
         --oracle-restarts 2 --oracle-steps 20 --out results/learned_eval_10x3
 
-Results go to ``table.csv``, ``table.json`` and ``table.png`` in ``--out``; each mechanism's row
-is saved as soon as it is done, so a rerun resumes where the last one stopped.
+Results go to ``table.csv``, ``table.json``, ``table.png`` (bars relative to PF) and
+``tradeoff.png`` (NSW against exploitability, both relative to PF, with paired-bootstrap 95%
+intervals) in ``--out``; each mechanism's row and per-profile numbers (``rows.json``,
+``per_profile.json``) are saved as soon as it is done, so a rerun resumes where the last one stopped.
 
 ``--ship RUN_DIR ...`` copies the weights of finished training runs into ``mechanisms/weights/``
 and records their commands, training times and a check value (mean NSW on a fixed test set,
@@ -55,6 +57,7 @@ PAPER_TABLE1 = {
 PAPER_TABLE2_INFERENCE = {"pf": 40.1, "pa": 310.0, "exs_net": 1.0, "rpf_net": 114.5}
 MIXTURE_RHO = 0.5
 BOOTSTRAP_RESAMPLES = 2000  # paired bootstrap of the ratios to PF
+TARGET_EXPLOITABILITY, TARGET_NSW = 0.2, 0.99  # the RPF-Net paper's claim at 2x2, as fractions of PF's
 CHECK_PROFILES, CHECK_SEED = 64, 0  # the fixed test set of the shipped weights' check values
 
 
@@ -174,6 +177,33 @@ def _write(out: Path, rows: list[dict], n: int, m: int, profiles: int, seed: int
     fig.tight_layout()
     fig.savefig(out / "table.png", dpi=110)
     plt.close(fig)
+    _plot_tradeoff(out, rows, f"{n} agents x {m} resources, {profiles} test profiles")
+
+
+def _plot_tradeoff(out: Path, rows: list[dict], title: str) -> None:
+    """``tradeoff.png``: each mechanism's NSW against its exploitability, both as fractions of PF's,
+    with the paired-bootstrap 95% intervals, and the RPF-Net paper's target region."""
+    rows = [r for r in rows if "exploitability_vs_pf" in r]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for r in rows:
+        x, y = r["exploitability_vs_pf"], r["nsw_vs_pf"]
+        ax.errorbar(x, y, xerr=[[x - r["exploitability_vs_pf_low"]], [r["exploitability_vs_pf_high"] - x]],
+                    yerr=[[y - r["nsw_vs_pf_low"]], [r["nsw_vs_pf_high"] - y]], fmt="o", capsize=2)
+        ax.annotate(r["mechanism"], (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    low, high = ax.get_ylim()
+    ax.fill_between([0, TARGET_EXPLOITABILITY], TARGET_NSW, max(high, 1.0), color="tab:green", alpha=0.12,
+                    label=f"target: expl. <= {TARGET_EXPLOITABILITY:g} and NSW >= {TARGET_NSW:g} of PF's")
+    ax.set_ylim(min(low, TARGET_NSW - 0.002), max(high, 1.0) + 0.001)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("exploitability / PF's")
+    ax.set_ylabel("NSW / PF's")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "tradeoff.png", dpi=110)
+    plt.close(fig)
 
 
 def format_table(rows: list[dict], paper: dict | None = None) -> str:
@@ -279,7 +309,7 @@ def main(argv=None) -> None:
     rows = run(out, args.agents, args.resources, mechanisms, args.profiles, args.seed, args.oracle_restarts,
                args.oracle_steps, args.oracle_pool, args.oracle_start == "truth")
     print(format_table(rows, PAPER_TABLE1 if (args.agents, args.resources) == (2, 2) else None))
-    print(f"\noracle: {rows[0]['oracle']}\nwrote {out}/table.csv, table.json and table.png")
+    print(f"\noracle: {rows[0]['oracle']}\nwrote {out}/table.csv, table.json, table.png and tradeoff.png")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ def test_run_writes_ratios_and_resumes(tmp_path):
     assert by_name["equal"]["nsw_vs_pf"] < 1.0 and by_name["equal"]["log_nsw_minus_pf"] < 0
     per_profile = json.loads((tmp_path / "per_profile.json").read_text())
     assert len(per_profile["pf"]["gain"]) == 30
+    assert (tmp_path / "table.png").stat().st_size > 0 and (tmp_path / "tradeoff.png").stat().st_size > 0
     table = format_table(rows)
     assert "expl. / PF's" in table and "| equal |" in table
     # resume: finished rows are read back, not recomputed
