@@ -92,6 +92,8 @@ def _train_mechanism(args) -> None:
 
     from .agents.mechanism_training import TrainingConfig, train_mechanism
 
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
     torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # the PF kernel's prange
     options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "welfare",

@@ -137,7 +137,15 @@ class MechanismNet(nn.Module):
         past = torch.zeros_like(values) if past is None else past
         demands_ext = demands + past
         budget_ext = budget + past.sum(dim=-2)
-        out = self.outputs(values, demands_ext, budget_ext)
+        if self.architecture == "rpf_net" and self.regularised == "contended" and not torch.is_grad_enabled():
+            # inference only: z is masked out on profiles without an over-demanded resource, so the network is
+            # run on the others alone (with gradients on, the full batch keeps training's round-off unchanged)
+            needed = (demands.sum(dim=-2) > budget).any(dim=-1)
+            out = torch.zeros_like(values)
+            if needed.any():
+                out[needed] = self.outputs(values[needed], demands_ext[needed], budget_ext[needed])
+        else:
+            out = self.outputs(values, demands_ext, budget_ext)
         safe = torch.where(budget_ext > 0, budget_ext, torch.ones_like(budget_ext))[:, None, :]
         if self.architecture == "rpf_net":
             linear = self.n_agents * nn.functional.softplus(out) / safe

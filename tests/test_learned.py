@@ -1,6 +1,7 @@
 """Learned mechanisms: regularised PF layer, feasibility, gradients, shipped weights, training and resume."""
 import json
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -134,6 +135,13 @@ def test_sama_and_independent_with_shipped_exs_net_are_feasible():
         alloc = meta.rollout(values, demands, budget)
         assert (alloc >= 0).all() and (alloc <= demands + 1e-12).all()
         assert (alloc.sum(axis=(-3, -2)) <= budget + 1e-9).all()
+    # the shipped 10x3 RPF-Net (set trunk) serves SAMA's bias-extended rounds too
+    values = rng.uniform(0.1, 1, (3, 10, 3))
+    demands = rng.uniform(0.1, 1, (3, 3, 10, 3)) * (rng.random((3, 3, 10, 3)) < 0.5)
+    for meta in (SAMA("rpf_net"), Independent("rpf_net")):
+        alloc = meta.rollout(values, demands, np.full(3, 6.0))
+        assert (alloc >= 0).all() and (alloc <= demands + 1e-12).all()
+        assert (alloc.sum(axis=(-3, -2)) <= 6.0 + 1e-9).all()
 
 
 def test_one_shot_game_and_gradient_oracle_accept_learned_mechanisms():
@@ -177,6 +185,17 @@ def test_cli_trains_and_resumes(tmp_path):
     assert record["steps_done"] == 3 and record["config"]["architecture"] == "exs_net"
     assert (tmp_path / "training.png").is_file()
     assert cli_main(["train-mechanism", "exs-net", "--agents", "0", "--resources", "2", "--out", str(tmp_path)]) == 2
+    assert cli_main(args + ["--threads", "0"]) == 2
+
+
+def test_cli_threads_cap_the_pf_kernel_threads(tmp_path):
+    before = numba.get_num_threads()
+    try:
+        assert cli_main(["train-mechanism", "rpf-net", "--agents", "2", "--resources", "2", "--steps", "1",
+                         "--batch-size", "4", "--train-size", "8", "--threads", "1", "--out", str(tmp_path)]) == 0
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(before)
 
 
 @pytest.mark.parametrize("flags,expected", [([], ("contended", True)),
@@ -211,3 +230,23 @@ def test_set_trunk_treats_agents_symmetrically(architecture):
     assert MechanismNet(architecture, 2, 2).config()["trunk"] == "mlp"
     with pytest.raises(ValueError, match="trunk"):
         MechanismNet(architecture, 2, 2, trunk="transformer")
+
+
+@pytest.mark.parametrize("trunk", ["mlp", "set"])
+def test_rpf_net_inference_skips_the_network_only_where_no_resource_is_over_demanded(trunk):
+    """Without gradients the contended-only RPF-Net runs its network on the contended profiles alone; the
+    allocation equals the full-batch one, and uncontended profiles get PF's allocation."""
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        net = MechanismNet("rpf_net", 3, 2, hidden=16, layers=2, regularised="contended", trunk=trunk)
+        torch.nn.init.constant_(net.head.bias, 0.5)  # a linear term large enough to move the allocation
+    v, x, b = (torch.from_numpy(t) for t in training_data("paper", np.random.default_rng(3), 40, 3, 2))
+    contended = (x.sum(dim=1) > b).any(dim=1)
+    assert 0 < contended.sum() < len(v)
+    full = net(v, x, b)  # gradients on: the whole batch goes through the network
+    with torch.no_grad():
+        skipped = net(v, x, b)
+    torch.testing.assert_close(skipped, full.detach(), rtol=0, atol=1e-12)
+    pf = solve_proportional_fairness(v.numpy(), x.numpy(), b.numpy()).allocation
+    np.testing.assert_allclose(skipped[~contended].numpy(), pf[~contended.numpy()], atol=1e-9)
+    assert not np.allclose(skipped[contended].numpy(), pf[contended.numpy()], atol=1e-4)
