@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import shutil
 import time
@@ -186,12 +187,12 @@ def _plot_tradeoff(out: Path, rows: list[dict], title: str) -> None:
     rows = [r for r in rows if "exploitability_vs_pf" in r]
     if not rows:
         return
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    for r in rows:
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for r, marker in zip(rows, itertools.cycle("osD^vph")):
         x, y = r["exploitability_vs_pf"], r["nsw_vs_pf"]
         ax.errorbar(x, y, xerr=[[x - r["exploitability_vs_pf_low"]], [r["exploitability_vs_pf_high"] - x]],
-                    yerr=[[y - r["nsw_vs_pf_low"]], [r["nsw_vs_pf_high"] - y]], fmt="o", capsize=2)
-        ax.annotate(r["mechanism"], (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+                    yerr=[[y - r["nsw_vs_pf_low"]], [r["nsw_vs_pf_high"] - y]], fmt=marker, capsize=2,
+                    label=r["mechanism"])
     low, high = ax.get_ylim()
     ax.fill_between([0, TARGET_EXPLOITABILITY], TARGET_NSW, max(high, 1.0), color="tab:green", alpha=0.12,
                     label=f"target: expl. <= {TARGET_EXPLOITABILITY:g} and NSW >= {TARGET_NSW:g} of PF's")
@@ -200,7 +201,7 @@ def _plot_tradeoff(out: Path, rows: list[dict], title: str) -> None:
     ax.set_xlabel("exploitability / PF's")
     ax.set_ylabel("NSW / PF's")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "tradeoff.png", dpi=110)
     plt.close(fig)
