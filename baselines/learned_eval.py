@@ -81,21 +81,21 @@ def evaluate_mechanism(label: str, mechanism, values, demands, budget, oracle: G
             "oracle": expl.oracle, "per_profile": {"gain": expl.gains.mean(axis=1), "nsw": nsw, "log_nsw": log_nsw}}
 
 
-def ratios_to_pf(pf: dict, row: dict, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
-    """Exploitability and NSW of ``row`` as fractions of PF's on the same profiles, with 95%
+def ratios_to_pf(pf: dict, ours: dict, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+    """Exploitability and NSW of a mechanism as fractions of PF's on the same profiles, with 95%
     paired-bootstrap intervals (profiles resampled together for both mechanisms), and the
-    difference in mean log NSW. Both rows need ``per_profile`` arrays (:func:`evaluate_mechanism`)."""
+    difference in mean log NSW. ``pf`` and ``ours`` are per-profile arrays ``{"gain", "nsw",
+    "log_nsw"}`` (a row's ``per_profile`` from :func:`evaluate_mechanism`)."""
     rng = np.random.default_rng(seed)
-    ours, theirs = row["per_profile"], pf["per_profile"]
-    size = len(theirs["gain"])
+    size = len(pf["gain"])
     draws = rng.integers(0, size, (resamples, size))
     out = {}
     for key, name in (("gain", "exploitability"), ("nsw", "nsw")):
-        a, b = np.asarray(ours[key]), np.asarray(theirs[key])
+        a, b = np.asarray(ours[key]), np.asarray(pf[key])
         boot = a[draws].mean(axis=1) / b[draws].mean(axis=1)
         out[f"{name}_vs_pf"] = float(a.mean() / b.mean())
         out[f"{name}_vs_pf_low"], out[f"{name}_vs_pf_high"] = (float(q) for q in np.quantile(boot, [0.025, 0.975]))
-    out["log_nsw_minus_pf"] = float(np.mean(ours["log_nsw"]) - np.mean(theirs["log_nsw"]))
+    out["log_nsw_minus_pf"] = float(np.mean(ours["log_nsw"]) - np.mean(pf["log_nsw"]))
     return out
 
 
@@ -148,8 +148,7 @@ def run(out_dir: str | Path, n_agents: int, n_resources: int, mechanisms: dict[s
     if "pf" in per_profile:
         for row in rows:
             if row["mechanism"] in per_profile:
-                row.update(ratios_to_pf({"per_profile": per_profile["pf"]},
-                                        {"per_profile": per_profile[row["mechanism"]]}))
+                row.update(ratios_to_pf(per_profile["pf"], per_profile[row["mechanism"]]))
     _write(out, rows, n_agents, n_resources, profiles, seed)
     return rows
 

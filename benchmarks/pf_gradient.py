@@ -12,24 +12,14 @@ with ``b = N/4`` per resource (so that resources are contested); each time is th
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from pf_solver import best_of, draw  # the solver benchmark's instances and timer (same folder)
 
 from mechzoo.mechanisms.pf import solve_proportional_fairness
 from mechzoo.mechanisms.pf_grad import pf_vjp
 
 SIZES = [(2, 2, 4096), (10, 3, 2048), (50, 5, 128)]  # (N, M, batch)
-
-
-def best_of(repeats: int, run):
-    """Seconds of the fastest of ``repeats`` calls of ``run()``, and its output."""
-    best, out = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = run()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main(argv=None) -> None:
@@ -41,16 +31,15 @@ def main(argv=None) -> None:
     print("| size | batch | dense µs/instance | reduced µs/instance | speed-up | max |difference| |")
     print("|---|---|---|---|---|---|")
     for n, m, batch in SIZES:
-        v = rng.uniform(0.1, 1.0, (batch, n, m))
-        x = rng.uniform(0.1, 1.0, (batch, n, m)) * (rng.random((batch, n, m)) < 0.5)
-        b = np.full((batch, m), n / 4)
+        v, x, b = draw(rng, batch, n, m)
+        b = np.broadcast_to(b, (batch, m))
         past, w = np.zeros_like(v), np.ones((batch, n))
         solution = solve_proportional_fairness(v, x, b)
         grad = rng.standard_normal((batch, n, m))
-        dense_s, dense = best_of(args.repeats, lambda: pf_vjp(v, x, b, past, w, solution, grad, dense=True))
-        reduced_s, reduced = best_of(args.repeats, lambda: pf_vjp(v, x, b, past, w, solution, grad))
+        dense_s, dense = best_of(args.repeats, lambda: pf_vjp(v, x, b, past, w, solution, grad, dense=True), batch)
+        reduced_s, reduced = best_of(args.repeats, lambda: pf_vjp(v, x, b, past, w, solution, grad), batch)
         gap = max(float(np.abs(r - d).max()) for r, d in zip(reduced, dense))
-        print(f"| {n}×{m} | {batch} | {dense_s / batch * 1e6:.1f} | {reduced_s / batch * 1e6:.1f} | "
+        print(f"| {n}×{m} | {batch} | {dense_s * 1e6:.1f} | {reduced_s * 1e6:.1f} | "
               f"{dense_s / reduced_s:.1f}× | {gap:.1e} |")
 
 

@@ -95,8 +95,9 @@ def _vjp_chunk(v, x, b, past, w, a, mu, nu, price, g_out, dense: bool = False):
     else:
         g_a, d_x, d_b, ok = _vjp_reduced(v, included, rho, lower, mu_j, upper, nu_j, price_j, g_out)
     parts = _outputs(v, past, w, a, included, safe_s, g_a, d_x, d_b)
-    for start in range(0, int((~ok).sum()), DENSE_CHUNK):
-        rest = np.flatnonzero(~ok)[start:start + DENSE_CHUNK]
+    unsolved = np.flatnonzero(~ok)
+    for start in range(0, len(unsolved), DENSE_CHUNK):
+        rest = unsolved[start:start + DENSE_CHUNK]
         solved = _vjp_dense(v[rest], a[rest], past[rest], w[rest], included[rest], safe_s[rest], rho[rest],
                             lower[rest], mu_j[rest], upper[rest], nu_j[rest], slack[rest], price_j[rest], g_out[rest])
         for dst, src in zip(parts, solved):

@@ -8,7 +8,7 @@ from mechzoo.baselines.learned_eval import format_table, ratios_to_pf, run
 
 
 def rows_with(gain, nsw, log_nsw):
-    return {"per_profile": {"gain": np.asarray(gain), "nsw": np.asarray(nsw), "log_nsw": np.asarray(log_nsw)}}
+    return {"gain": np.asarray(gain), "nsw": np.asarray(nsw), "log_nsw": np.asarray(log_nsw)}
 
 
 def test_ratios_to_pf_are_ratios_of_means_with_paired_intervals():
