@@ -96,7 +96,7 @@ def _train_mechanism(args) -> None:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # the PF kernel's prange
-    options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "welfare",
+    options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "welfare", "init_weights",
                                             *(name for name, _, _ in TRAINING_OPTIONS))
                if getattr(args, k) is not None}
     if args.contended_only is not None:
@@ -154,6 +154,9 @@ def main(argv=None) -> int:
     train.add_argument("--welfare", choices=["log", "nsw"], default=None,
                        help="welfare term the designer maximises: 'log' NSW (eq. 5, default) or the mean 'nsw' "
                             "product the tables report, relative to PF's")
+    train.add_argument("--init-weights", default=None, metavar="FILE.pt",
+                       help="start from these trained weights (e.g. a shipped model) instead of a random "
+                            "initialisation; the network must match the other options")
     train.add_argument("--threads", type=int, default=1, help="threads of torch and of the PF kernel (default: 1)")
     train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     train.add_argument("--seed", type=int)

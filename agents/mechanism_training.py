@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..envs.types import UniformBernoulliTypes
-from ..mechanisms.learned import save_model
+from ..mechanisms.learned import load_model, save_model
 from ..mechanisms import proportional_fairness
 from ..mechanisms.learned_nets import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, REGULARISED, TRUNKS, MechanismNet
 from ..mechanisms.utility import utility
@@ -66,7 +66,10 @@ class TrainingConfig:
     ``regularised="contended"``). ``trunk`` is the network's trunk (``"mlp"`` or the
     permutation-equivariant ``"set"``). ``welfare`` is the term the designer maximises:
     ``"log"``, the mean log NSW of eq. (5), or ``"nsw"``, the mean NSW product that the tables
-    report, relative to PF's on the training data (:func:`welfare_term`).
+    report, relative to PF's on the training data (:func:`welfare_term`). ``init_weights`` is a
+    weights file (:func:`~mechzoo.mechanisms.learned.save_model`'s, e.g. a shipped model) whose
+    weights replace the random initialisation (fine-tuning); its network must have this
+    configuration's architecture, size, trunk and ``regularised`` form.
     """
 
     architecture: str = "rpf_net"
@@ -92,6 +95,7 @@ class TrainingConfig:
     restarts: int = 8
     space: ReportSpace = field(default_factory=ReportSpace)
     checkpoint_every: int = 100
+    init_weights: str | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -260,6 +264,8 @@ def _initial_state(config: TrainingConfig) -> TrainingState:
         torch.manual_seed(config.seed)
         model = MechanismNet(config.architecture, config.n_agents, config.n_resources, config.hidden, config.layers,
                              config.regularised, config.trunk)
+    if config.init_weights is not None:
+        _load_initial_weights(model, config.init_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gamma = torch.full((config.n_agents,), float(config.gamma_init), dtype=torch.float64)
     # Misreports start at the truth scaled by log-normal factors, inside the report box.
@@ -267,6 +273,17 @@ def _initial_state(config: TrainingConfig) -> TrainingState:
     scale = np.exp(0.3 * rng.standard_normal((2,) + values.shape))
     mis_values, mis_demands = config.space.clip(values * scale[0], demands * scale[1])
     return TrainingState(model, optimizer, gamma, mis_values, mis_demands, data, nsw_scale=_nsw_scale(config, data))
+
+
+def _load_initial_weights(model: MechanismNet, path: str) -> None:
+    """Copy the weights saved at ``path`` into ``model``; ``ValueError`` if the two networks differ."""
+    saved = load_model(path)
+    mine, theirs = model.config(), saved.config()
+    differ = sorted(k for k in mine if mine[k] != theirs[k])
+    if differ:
+        raise ValueError(f"init_weights {path} holds a network with other " + ", ".join(
+            f"{k} ({theirs[k]!r}, this run: {mine[k]!r})" for k in differ))
+    model.load_state_dict(saved.state_dict())
 
 
 def _nsw_scale(config: TrainingConfig, data) -> float:

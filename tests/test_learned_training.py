@@ -153,3 +153,26 @@ def test_nsw_welfare_is_the_product_over_active_agents_relative_to_pf():
         small_config(welfare="utilitarian")
     with pytest.raises(ValueError, match="trunk"):
         small_config(trunk="cnn")
+
+
+def test_init_weights_starts_from_the_saved_network_and_rejects_another(tmp_path):
+    """init_weights: the run starts from the file's weights (not the seed's random ones), and a
+    file holding a differently shaped network is refused with the differing settings named."""
+    from mechzoo.mechanisms.learned import save_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(123)
+        saved = MechanismNet("rpf_net", 2, 2, hidden=16, layers=2, regularised="contended")
+    path = tmp_path / "start.pt"
+    save_model(saved, path)
+    started = _initial_state(small_config(init_weights=str(path))).model
+    fresh = _initial_state(small_config()).model
+    for name, weight in saved.state_dict().items():
+        assert torch.equal(started.state_dict()[name], weight)
+    assert not all(torch.equal(fresh.state_dict()[name], w) for name, w in saved.state_dict().items())
+    with pytest.raises(ValueError, match=r"other hidden \(16, this run: 32\)"):
+        _initial_state(small_config(init_weights=str(path), hidden=32))
+    with pytest.raises(ValueError, match="trunk"):
+        _initial_state(small_config(init_weights=str(path), trunk="set"))
+    with pytest.raises(ValueError, match="no weights file"):
+        _initial_state(small_config(init_weights=str(tmp_path / "missing.pt")))
