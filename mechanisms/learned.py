@@ -52,6 +52,8 @@ def load_model(path: str | Path) -> MechanismNet:
         raise ValueError(f"no weights file at {path}")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
+        if "model_config" in saved:  # a training checkpoint: the network sits beside the training state
+            saved = {"config": saved["model_config"], "state_dict": saved["model"]}
         model = MechanismNet(**saved["config"])
         model.load_state_dict(saved["state_dict"])
     except (KeyError, TypeError, RuntimeError, OSError) as err:

@@ -171,6 +171,9 @@ def test_training_resume_reproduces_an_uninterrupted_run(tmp_path, options):
         assert torch.equal(p, q), name
     saved = load_model(str(tmp_path / "b" / "rpf_net_2x2.pt"))
     assert all(torch.equal(p, q) for p, q in zip(saved.state_dict().values(), straight.state_dict().values()))
+    # the last checkpoint loads as the same network (checkpoints can be evaluated or fine-tuned from)
+    checkpointed = load_model(str(tmp_path / "a" / "checkpoint.pt"))
+    assert all(torch.equal(p, q) for p, q in zip(checkpointed.state_dict().values(), straight.state_dict().values()))
     assert (tmp_path / "b" / "history.csv").read_text().count("\n") == 5  # header + 4 steps
     with pytest.raises(ValueError, match="other settings"):
         train_mechanism(small_config(lr=0.5, **options), tmp_path / "b", resume=True, progress=False)
