@@ -96,7 +96,7 @@ def _train_mechanism(args) -> None:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # the PF kernel's prange
-    options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "welfare", "init_weights",
+    options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "inputs", "welfare", "init_weights",
                                             *(name for name, _, _ in TRAINING_OPTIONS))
                if getattr(args, k) is not None}
     if args.contended_only is not None:
@@ -151,6 +151,9 @@ def main(argv=None) -> int:
     train.add_argument("--trunk", choices=["mlp", "set"], default=None,
                        help="network trunk: the paper's feed-forward 'mlp' (default) or 'set', permutation-"
                             "equivariant over the agents (one set of weights per agent)")
+    train.add_argument("--inputs", choices=["all", "contended"], default=None,
+                       help="RPF-Net with --regularised contended: the network reads every resource's reports "
+                            "('all', default) or only those of over-demanded resources ('contended')")
     train.add_argument("--welfare", choices=["log", "nsw"], default=None,
                        help="welfare term the designer maximises: 'log' NSW (eq. 5, default) or the mean 'nsw' "
                             "product the tables report, relative to PF's")

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from ..envs.types import UniformBernoulliTypes
 from ..mechanisms.learned import load_model, save_model
 from ..mechanisms import proportional_fairness
-from ..mechanisms.learned_nets import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, REGULARISED, TRUNKS, MechanismNet
+from ..mechanisms.learned_nets import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, INPUTS, REGULARISED, TRUNKS, MechanismNet
 from ..mechanisms.utility import utility
 from .oracles import SERVED_TOLERANCE, GridOracle, Oracle, RandomOracle, ReportSpace
 
@@ -64,7 +64,8 @@ class TrainingConfig:
     RPF-Net, ``"all"`` otherwise) and ``contended_only`` draws the training samples from the
     over-demanded profiles alone (:func:`contended_training_data`; default: whenever
     ``regularised="contended"``). ``trunk`` is the network's trunk (``"mlp"`` or the
-    permutation-equivariant ``"set"``). ``welfare`` is the term the designer maximises:
+    permutation-equivariant ``"set"``) and ``inputs`` which resources' reports it reads
+    (:class:`MechanismNet`; ``"contended"`` needs RPF-Net's contended form). ``welfare`` is the term the designer maximises:
     ``"log"``, the mean log NSW of eq. (5), or ``"nsw"``, the mean NSW product that the tables
     report, relative to PF's on the training data (:func:`welfare_term`). ``init_weights`` is a
     weights file (:func:`~mechzoo.mechanisms.learned.save_model`'s, e.g. a shipped model) whose
@@ -82,6 +83,7 @@ class TrainingConfig:
     hidden: int = DEFAULT_HIDDEN
     layers: int = DEFAULT_LAYERS
     trunk: str = "mlp"
+    inputs: str = "all"
     welfare: str = "log"
     regularised: str | None = None
     contended_only: bool | None = None
@@ -115,6 +117,10 @@ class TrainingConfig:
             raise ValueError(f"data must be one of {DATA_KINDS}, got {self.data!r}")
         if self.trunk not in TRUNKS:
             raise ValueError(f"trunk must be one of {TRUNKS}, got {self.trunk!r}")
+        if self.inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {self.inputs!r}")
+        if self.inputs != "all" and self.regularised != "contended":
+            raise ValueError("inputs='contended' needs rpf_net with regularised='contended'")
         if self.welfare not in WELFARES:
             raise ValueError(f"welfare must be one of {WELFARES}, got {self.welfare!r}")
         positive = {"n_agents": self.n_agents, "n_resources": self.n_resources, "steps": self.steps,
@@ -263,7 +269,7 @@ def _initial_state(config: TrainingConfig) -> TrainingState:
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         model = MechanismNet(config.architecture, config.n_agents, config.n_resources, config.hidden, config.layers,
-                             config.regularised, config.trunk)
+                             config.regularised, config.trunk, config.inputs)
     if config.init_weights is not None:
         _load_initial_weights(model, config.init_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)

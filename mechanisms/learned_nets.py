@@ -38,6 +38,7 @@ from .pf_grad import proportional_fairness_torch
 ARCHITECTURES = ("rpf_net", "exs_net", "softmax_net")
 REGULARISED = ("all", "contended")  # which resources RPF-Net's linear term acts on
 TRUNKS = ("mlp", "set")  # the paper's feed-forward trunk; a permutation-equivariant one over the agents
+INPUTS = ("all", "contended")  # which resources' reports the network reads (RPF-Net, regularised="contended")
 DEFAULT_HIDDEN = 128
 DEFAULT_LAYERS = 3
 RPF_INIT_BIAS = -4.0  # softplus(-4) = 0.018: RPF-Net starts next to PF
@@ -75,11 +76,16 @@ class MechanismNet(nn.Module):
     paper's feed-forward network on all ``2NM`` inputs; ``"set"`` is a :class:`SetTrunk` on each
     agent's ``2M`` inputs, whose head gives each agent its own outputs (and ExS-Net's
     withholding row from the mean embedding), so the mechanism treats agents symmetrically.
+    ``inputs`` (RPF-Net with ``regularised="contended"`` only): ``"all"`` feeds the network every
+    resource's reports; ``"contended"`` sets the values and demands of the resources whose
+    reported total demand fits the budget to zero in the network's input, so that ``z`` depends
+    on the over-demanded resources' reports alone and a report on a resource that stays
+    uncontended moves the allocation only through the PF program, as it does under PF.
     """
 
     def __init__(self, architecture: str, n_agents: int, n_resources: int,
                  hidden: int = DEFAULT_HIDDEN, layers: int = DEFAULT_LAYERS, regularised: str = "all",
-                 trunk: str = "mlp"):
+                 trunk: str = "mlp", inputs: str = "all"):
         super().__init__()
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
@@ -89,11 +95,17 @@ class MechanismNet(nn.Module):
             raise ValueError(f"regularised applies to rpf_net only, not {architecture!r}")
         if trunk not in TRUNKS:
             raise ValueError(f"trunk must be one of {TRUNKS}, got {trunk!r}")
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
+        if inputs != "all" and regularised != "contended":
+            raise ValueError("inputs='contended' needs rpf_net with regularised='contended' "
+                             f"(got {architecture!r}, regularised={regularised!r})")
         if n_agents < 1 or n_resources < 1 or hidden < 1 or layers < 1:
             raise ValueError("need n_agents, n_resources, hidden and layers >= 1, got "
                              f"{n_agents}, {n_resources}, {hidden}, {layers}")
         self.architecture, self.n_agents, self.n_resources = architecture, n_agents, n_resources
         self.hidden, self.layers, self.regularised, self.trunk_kind = hidden, layers, regularised, trunk
+        self.inputs = inputs
         rows = n_agents + 1 if architecture == "exs_net" else n_agents
         if trunk == "set":
             self.trunk = SetTrunk(2 * n_resources, hidden, layers)
@@ -114,13 +126,17 @@ class MechanismNet(nn.Module):
         """The constructor arguments, for checkpoints."""
         return {"architecture": self.architecture, "n_agents": self.n_agents, "n_resources": self.n_resources,
                 "hidden": self.hidden, "layers": self.layers, "regularised": self.regularised,
-                "trunk": self.trunk_kind}
+                "trunk": self.trunk_kind, "inputs": self.inputs}
 
-    def outputs(self, values: torch.Tensor, demands: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
-        """Raw head outputs ``(B, rows, M)`` for reports on budget ``budget (B, M)``."""
+    def outputs(self, values: torch.Tensor, demands: torch.Tensor, budget: torch.Tensor,
+                contended: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw head outputs ``(B, rows, M)`` for reports on budget ``budget (B, M)``; with
+        ``inputs="contended"``, ``contended (B, M)`` marks the resources whose reports are read."""
         has_budget = budget > 0
         safe = torch.where(has_budget, budget, torch.ones_like(budget))[:, None, :]
         share = torch.where(has_budget[:, None, :], torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
+        if self.inputs == "contended":
+            values, share = (t * contended[:, None, :] for t in (values, share))
         if self.trunk_kind == "set":
             embedding = self.trunk(torch.cat([values, share], dim=2))  # (B, N, hidden)
             out = self.head(embedding)
@@ -137,20 +153,21 @@ class MechanismNet(nn.Module):
         past = torch.zeros_like(values) if past is None else past
         demands_ext = demands + past
         budget_ext = budget + past.sum(dim=-2)
+        contended = demands.sum(dim=-2) > budget  # (B, M): the resources RPF-Net's "contended" forms act on
         if self.architecture == "rpf_net" and self.regularised == "contended" and not torch.is_grad_enabled():
             # inference only: z is masked out on profiles without an over-demanded resource, so the network is
             # run on the others alone (with gradients on, the full batch keeps training's round-off unchanged)
-            needed = (demands.sum(dim=-2) > budget).any(dim=-1)
+            needed = contended.any(dim=-1)
             out = torch.zeros_like(values)
             if needed.any():
-                out[needed] = self.outputs(values[needed], demands_ext[needed], budget_ext[needed])
+                out[needed] = self.outputs(values[needed], demands_ext[needed], budget_ext[needed], contended[needed])
         else:
-            out = self.outputs(values, demands_ext, budget_ext)
+            out = self.outputs(values, demands_ext, budget_ext, contended)
         safe = torch.where(budget_ext > 0, budget_ext, torch.ones_like(budget_ext))[:, None, :]
         if self.architecture == "rpf_net":
             linear = self.n_agents * nn.functional.softplus(out) / safe
             if self.regularised == "contended":  # resources whose reported demand fits are PF's: handed out in full
-                linear = linear * (demands.sum(dim=-2) > budget)[:, None, :]
+                linear = linear * contended[:, None, :]
             return proportional_fairness_torch(values, demands, budget, past, linear=linear)
         shares = torch.softmax(out, dim=1)[:, :self.n_agents]  # the synthetic row of exs_net is withheld
         total = shares * budget_ext[:, None, :]

@@ -205,7 +205,8 @@ def test_cli_threads_cap_the_pf_kernel_threads(tmp_path):
                                             (["--regularised", "all", "--contended-only", "no"], ("all", False)),
                                             (["--contended-only", "no"], ("contended", False)),
                                             (["--contended-only", "yes"], ("contended", True)),
-                                            (["--trunk", "set", "--welfare", "nsw"], ("contended", True))])
+                                            (["--trunk", "set", "--welfare", "nsw"], ("contended", True)),
+                                            (["--inputs", "contended"], ("contended", True))])
 def test_cli_contended_options_reach_the_config_and_the_recorded_command(tmp_path, flags, expected):
     args = ["train-mechanism", "rpf-net", "--agents", "2", "--resources", "2", "--steps", "1", "--batch-size", "4",
             "--train-size", "8", "--restarts", "0", "--out", str(tmp_path), *flags]
@@ -252,13 +253,14 @@ def test_set_trunk_treats_agents_symmetrically(architecture):
         MechanismNet(architecture, 2, 2, trunk="transformer")
 
 
+@pytest.mark.parametrize("inputs", ["all", "contended"])
 @pytest.mark.parametrize("trunk", ["mlp", "set"])
-def test_rpf_net_inference_skips_the_network_only_where_no_resource_is_over_demanded(trunk):
+def test_rpf_net_inference_skips_the_network_only_where_no_resource_is_over_demanded(trunk, inputs):
     """Without gradients the contended-only RPF-Net runs its network on the contended profiles alone; the
     allocation equals the full-batch one, and uncontended profiles get PF's allocation."""
     with torch.random.fork_rng():
         torch.manual_seed(2)
-        net = MechanismNet("rpf_net", 3, 2, hidden=16, layers=2, regularised="contended", trunk=trunk)
+        net = MechanismNet("rpf_net", 3, 2, hidden=16, layers=2, regularised="contended", trunk=trunk, inputs=inputs)
         torch.nn.init.constant_(net.head.bias, 0.5)  # a linear term large enough to move the allocation
     v, x, b = (torch.from_numpy(t) for t in training_data("paper", np.random.default_rng(3), 40, 3, 2))
     contended = (x.sum(dim=1) > b).any(dim=1)
@@ -270,3 +272,36 @@ def test_rpf_net_inference_skips_the_network_only_where_no_resource_is_over_dema
     pf = solve_proportional_fairness(v.numpy(), x.numpy(), b.numpy()).allocation
     np.testing.assert_allclose(skipped[~contended].numpy(), pf[~contended.numpy()], atol=1e-9)
     assert not np.allclose(skipped[contended].numpy(), pf[contended.numpy()], atol=1e-4)
+
+
+@pytest.mark.parametrize("trunk", ["mlp", "set"])
+def test_contended_inputs_hide_the_reports_on_resources_that_stay_uncontended(trunk):
+    """inputs="contended": changing the reports on a resource whose total demand fits the budget (and
+    keeps fitting) leaves the linear term unchanged, so the allocation of the over-demanded resource
+    moves only through the PF program; with inputs="all" the network sees the change."""
+    rng = np.random.default_rng(5)
+    v = torch.from_numpy(rng.uniform(0.1, 1.0, (20, 3, 2)))
+    x = torch.from_numpy(np.stack([rng.uniform(0.6, 1.0, (20, 3)), rng.uniform(0.0, 0.3, (20, 3))], axis=-1))
+    b = torch.full((20, 2), 1.5)  # resource 0 over-demanded (>= 1.8), resource 1 not (<= 0.9)
+    v2, x2 = v.clone(), x.clone()
+    v2[..., 1] = torch.from_numpy(rng.uniform(0.1, 1.0, (20, 3)))
+    x2[..., 1] = torch.from_numpy(rng.uniform(0.0, 0.5, (20, 3)))  # still fits: at most 1.5
+    contended = x.sum(dim=1) > b
+    assert contended[:, 0].all() and not contended[:, 1].any() and torch.equal(contended, x2.sum(dim=1) > b)
+    outputs = {}
+    for inputs in ("all", "contended"):
+        with torch.random.fork_rng():
+            torch.manual_seed(4)
+            net = MechanismNet("rpf_net", 3, 2, hidden=16, layers=2, regularised="contended", trunk=trunk,
+                               inputs=inputs)
+        with torch.no_grad():
+            outputs[inputs] = (net.outputs(v, x, b, contended), net.outputs(v2, x2, b, contended))
+    assert torch.equal(*outputs["contended"])
+    assert not torch.allclose(*outputs["all"])
+    assert MechanismNet("rpf_net", 2, 2).config()["inputs"] == "all"
+    with pytest.raises(ValueError, match="inputs"):
+        MechanismNet("rpf_net", 2, 2, regularised="all", inputs="contended")
+    with pytest.raises(ValueError, match="inputs"):
+        MechanismNet("exs_net", 2, 2, inputs="contended")
+    with pytest.raises(ValueError, match="inputs"):
+        MechanismNet("rpf_net", 2, 2, regularised="contended", inputs="some")
