@@ -151,9 +151,10 @@ def main(argv=None) -> int:
     train.add_argument("--trunk", choices=["mlp", "set"], default=None,
                        help="network trunk: the paper's feed-forward 'mlp' (default) or 'set', permutation-"
                             "equivariant over the agents (one set of weights per agent)")
-    train.add_argument("--inputs", choices=["all", "contended"], default=None,
-                       help="RPF-Net with --regularised contended: the network reads every resource's reports "
-                            "('all', default) or only those of over-demanded resources ('contended')")
+    train.add_argument("--inputs", choices=["all", "contended", "pf"], default=None,
+                       help="what the network reads: every resource's reports ('all', default), only those of "
+                            "over-demanded resources ('contended', RPF-Net with --regularised contended), or every "
+                            "report plus PF's allocation at the reports ('pf')")
     train.add_argument("--welfare", choices=["log", "nsw"], default=None,
                        help="welfare term the designer maximises: 'log' NSW (eq. 5, default) or the mean 'nsw' "
                             "product the tables report, relative to PF's")

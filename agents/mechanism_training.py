@@ -64,8 +64,9 @@ class TrainingConfig:
     RPF-Net, ``"all"`` otherwise) and ``contended_only`` draws the training samples from the
     over-demanded profiles alone (:func:`contended_training_data`; default: whenever
     ``regularised="contended"``). ``trunk`` is the network's trunk (``"mlp"`` or the
-    permutation-equivariant ``"set"``) and ``inputs`` which resources' reports it reads
-    (:class:`MechanismNet`; ``"contended"`` needs RPF-Net's contended form). ``welfare`` is the term the designer maximises:
+    permutation-equivariant ``"set"``) and ``inputs`` what it reads
+    (:class:`MechanismNet`: ``"all"`` reports, the ``"contended"`` resources' reports, which needs
+    RPF-Net's contended form, or all reports and PF's allocation at them, ``"pf"``). ``welfare`` is the term the designer maximises:
     ``"log"``, the mean log NSW of eq. (5), or ``"nsw"``, the mean NSW product that the tables
     report, relative to PF's on the training data (:func:`welfare_term`). ``init_weights`` is a
     weights file (:func:`~mechzoo.mechanisms.learned.save_model`'s, e.g. a shipped model) whose
@@ -119,7 +120,7 @@ class TrainingConfig:
             raise ValueError(f"trunk must be one of {TRUNKS}, got {self.trunk!r}")
         if self.inputs not in INPUTS:
             raise ValueError(f"inputs must be one of {INPUTS}, got {self.inputs!r}")
-        if self.inputs != "all" and self.regularised != "contended":
+        if self.inputs == "contended" and self.regularised != "contended":
             raise ValueError("inputs='contended' needs rpf_net with regularised='contended'")
         if self.welfare not in WELFARES:
             raise ValueError(f"welfare must be one of {WELFARES}, got {self.welfare!r}")

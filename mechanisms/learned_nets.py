@@ -15,10 +15,11 @@
 
 Inputs of the trunk (``2NM`` numbers): the reported values and the reported demands as a
 fraction of the budget, ``min(x_im, b_m) / b_m`` (a demand above the budget gives the same
-feasible set as one equal to it). The budget enters through this normalisation and the
+feasible set as one equal to it); with ``inputs="pf"`` also PF's allocation at the reports as a
+fraction of the budget (``3NM`` numbers). The budget enters through this normalisation and the
 output scaling (``z_im = n softplus(o_im) / b_m``, ``a = p b``), so every mechanism is
 equivariant to the unit of the resource amounts: ``f(v, c x, c b) = c f(v, x, b)`` for a scalar
-``c > 0`` (per resource for ExS-Net and the softmax network).
+``c > 0`` (per resource for ExS-Net and the softmax network, unless they read PF's allocation).
 
 The bias ã (``past``, SAMA's past allocation) enters the way SAMA's PF takes it
 (``u_i(a + ã, v, x + ã)``): the network sees the bias-extended instance
@@ -38,7 +39,7 @@ from .pf_grad import proportional_fairness_torch
 ARCHITECTURES = ("rpf_net", "exs_net", "softmax_net")
 REGULARISED = ("all", "contended")  # which resources RPF-Net's linear term acts on
 TRUNKS = ("mlp", "set")  # the paper's feed-forward trunk; a permutation-equivariant one over the agents
-INPUTS = ("all", "contended")  # which resources' reports the network reads (RPF-Net, regularised="contended")
+INPUTS = ("all", "contended", "pf")  # what the network reads: all reports, the contended ones, all plus PF's allocation
 DEFAULT_HIDDEN = 128
 DEFAULT_LAYERS = 3
 RPF_INIT_BIAS = -4.0  # softplus(-4) = 0.018: RPF-Net starts next to PF
@@ -80,7 +81,9 @@ class MechanismNet(nn.Module):
     resource's reports; ``"contended"`` sets the values and demands of the resources whose
     reported total demand fits the budget to zero in the network's input, so that ``z`` depends
     on the over-demanded resources' reports alone and a report on a resource that stays
-    uncontended moves the allocation only through the PF program, as it does under PF.
+    uncontended moves the allocation only through the PF program, as it does under PF;
+    ``"pf"`` (any architecture) adds a third block of inputs, PF's allocation at the reports as a
+    fraction of the budget (differentiable, one more PF solve per forward pass).
     """
 
     def __init__(self, architecture: str, n_agents: int, n_resources: int,
@@ -97,7 +100,7 @@ class MechanismNet(nn.Module):
             raise ValueError(f"trunk must be one of {TRUNKS}, got {trunk!r}")
         if inputs not in INPUTS:
             raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
-        if inputs != "all" and regularised != "contended":
+        if inputs == "contended" and regularised != "contended":
             raise ValueError("inputs='contended' needs rpf_net with regularised='contended' "
                              f"(got {architecture!r}, regularised={regularised!r})")
         if n_agents < 1 or n_resources < 1 or hidden < 1 or layers < 1:
@@ -106,13 +109,14 @@ class MechanismNet(nn.Module):
         self.architecture, self.n_agents, self.n_resources = architecture, n_agents, n_resources
         self.hidden, self.layers, self.regularised, self.trunk_kind = hidden, layers, regularised, trunk
         self.inputs = inputs
+        self.blocks = 3 if inputs == "pf" else 2  # input features per (agent, resource)
         rows = n_agents + 1 if architecture == "exs_net" else n_agents
         if trunk == "set":
-            self.trunk = SetTrunk(2 * n_resources, hidden, layers)
+            self.trunk = SetTrunk(self.blocks * n_resources, hidden, layers)
             self.head = nn.Linear(hidden, n_resources)
             self.withheld = nn.Linear(hidden, n_resources) if architecture == "exs_net" else None
         else:
-            sizes = [2 * n_agents * n_resources] + [hidden] * layers
+            sizes = [self.blocks * n_agents * n_resources] + [hidden] * layers
             blocks: list[nn.Module] = []
             for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
                 blocks += [nn.Linear(fan_in, fan_out), nn.ReLU()]
@@ -131,19 +135,24 @@ class MechanismNet(nn.Module):
     def outputs(self, values: torch.Tensor, demands: torch.Tensor, budget: torch.Tensor,
                 contended: torch.Tensor | None = None) -> torch.Tensor:
         """Raw head outputs ``(B, rows, M)`` for reports on budget ``budget (B, M)``; with
-        ``inputs="contended"``, ``contended (B, M)`` marks the resources whose reports are read."""
+        ``inputs="contended"``, ``contended (B, M)`` marks the resources whose reports are read;
+        with ``inputs="pf"`` PF's allocation at the reports is read too."""
         has_budget = budget > 0
         safe = torch.where(has_budget, budget, torch.ones_like(budget))[:, None, :]
         share = torch.where(has_budget[:, None, :], torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
         if self.inputs == "contended":
             values, share = (t * contended[:, None, :] for t in (values, share))
+        blocks = [values, share]
+        if self.inputs == "pf":
+            pf = proportional_fairness_torch(values, torch.minimum(demands, safe), budget)
+            blocks.append(pf / safe)
         if self.trunk_kind == "set":
-            embedding = self.trunk(torch.cat([values, share], dim=2))  # (B, N, hidden)
+            embedding = self.trunk(torch.cat(blocks, dim=2))  # (B, N, hidden)
             out = self.head(embedding)
             if self.withheld is not None:
                 out = torch.cat([out, self.withheld(embedding.mean(dim=1, keepdim=True))], dim=1)
             return out
-        features = torch.cat([values.flatten(1), share.flatten(1)], dim=1)
+        features = torch.cat([t.flatten(1) for t in blocks], dim=1)
         return self.head(self.trunk(features)).view(len(values), -1, self.n_resources)
 
     def forward(self, values, demands, budget, past=None) -> torch.Tensor:

@@ -25,10 +25,10 @@ from test_pf_grad import central_difference
 MANIFEST = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
 
 
-def untrained(architecture, n=2, m=2, seed=0):
+def untrained(architecture, n=2, m=2, seed=0, inputs="all"):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return MechanismNet(architecture, n, m, hidden=16, layers=2)
+        return MechanismNet(architecture, n, m, hidden=16, layers=2, inputs=inputs)
 
 
 def test_regularised_pf_matches_reference_and_kkt():
@@ -67,10 +67,12 @@ def test_linear_term_gradient_matches_finite_differences():
     np.testing.assert_allclose(zt.grad.numpy(), fd, atol=1e-6)
 
 
+@pytest.mark.parametrize("inputs", ["all", "pf"])
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_torch_path_gradient_matches_finite_differences(architecture):
-    """Gradient of an agent's true utility w.r.t. its reported values, through network and output layer."""
-    mech = make_one_shot(architecture, model=untrained(architecture, 2, 2, seed=4))
+def test_torch_path_gradient_matches_finite_differences(architecture, inputs):
+    """Gradient of an agent's true utility w.r.t. its reported values, through network and output layer
+    (with inputs="pf" also through the PF allocation the network reads)."""
+    mech = make_one_shot(architecture, model=untrained(architecture, 2, 2, seed=4, inputs=inputs))
     v = np.array([[0.9, 0.35], [0.5, 0.8]])
     x = np.array([[0.8, 0.7], [0.9, 0.6]])
     b = np.array([1.0, 1.0])
@@ -90,13 +92,13 @@ reports = hnp.arrays(np.float64, st.tuples(st.integers(1, 3), st.just(2), st.jus
 
 
 @settings(max_examples=25, deadline=None)
-@given(architecture=st.sampled_from(ARCHITECTURES), v=reports, data=st.data())
-def test_every_learned_mechanism_is_feasible(architecture, v, data):
+@given(architecture=st.sampled_from(ARCHITECTURES), inputs=st.sampled_from(["all", "pf"]), v=reports, data=st.data())
+def test_every_learned_mechanism_is_feasible(architecture, inputs, v, data):
     shape = v.shape
     x = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(0.0, 3.0, allow_subnormal=False)))
     b = data.draw(hnp.arrays(np.float64, (shape[0], 2), elements=st.floats(0.0, 4.0, allow_subnormal=False)))
     past = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(0.0, 1.0, allow_subnormal=False)))
-    mech = make_one_shot(architecture, model=untrained(architecture))
+    mech = make_one_shot(architecture, model=untrained(architecture, inputs=inputs))
     for bias in (None, past):
         a = mech.allocate(v, x, b, bias)
         assert a.shape == shape and np.isfinite(a).all()
@@ -206,7 +208,8 @@ def test_cli_threads_cap_the_pf_kernel_threads(tmp_path):
                                             (["--contended-only", "no"], ("contended", False)),
                                             (["--contended-only", "yes"], ("contended", True)),
                                             (["--trunk", "set", "--welfare", "nsw"], ("contended", True)),
-                                            (["--inputs", "contended"], ("contended", True))])
+                                            (["--inputs", "contended"], ("contended", True)),
+                                            (["--inputs", "pf"], ("contended", True))])
 def test_cli_contended_options_reach_the_config_and_the_recorded_command(tmp_path, flags, expected):
     args = ["train-mechanism", "rpf-net", "--agents", "2", "--resources", "2", "--steps", "1", "--batch-size", "4",
             "--train-size", "8", "--restarts", "0", "--out", str(tmp_path), *flags]
@@ -236,12 +239,13 @@ def test_cli_fine_tunes_shipped_weights(tmp_path):
     assert cli_main(args[:-1] + [str(tmp_path / "set"), "--trunk", "set"]) == 2
 
 
+@pytest.mark.parametrize("inputs", ["all", "pf"])
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_set_trunk_treats_agents_symmetrically(architecture):
+def test_set_trunk_treats_agents_symmetrically(architecture, inputs):
     """With the permutation-equivariant trunk, permuting the agents' reports permutes the allocation."""
     with torch.random.fork_rng():
         torch.manual_seed(1)
-        net = MechanismNet(architecture, 4, 3, hidden=16, layers=2, trunk="set")
+        net = MechanismNet(architecture, 4, 3, hidden=16, layers=2, trunk="set", inputs=inputs)
     rng = np.random.default_rng(0)
     v, x, b = (torch.from_numpy(t) for t in training_data("paper", rng, 8, 4, 3))
     b = b * 0.5  # contention on most resources, so the linear term acts
@@ -305,3 +309,29 @@ def test_contended_inputs_hide_the_reports_on_resources_that_stay_uncontended(tr
         MechanismNet("exs_net", 2, 2, inputs="contended")
     with pytest.raises(ValueError, match="inputs"):
         MechanismNet("rpf_net", 2, 2, regularised="contended", inputs="some")
+
+
+@pytest.mark.parametrize("trunk", ["mlp", "set"])
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_pf_inputs_feed_the_network_pf_allocation_at_the_reports(architecture, trunk):
+    """inputs="pf": the trunk reads a third block, PF's allocation at the (budget-capped) reports as a
+    fraction of the budget, next to the values and demand shares."""
+    with torch.random.fork_rng():
+        torch.manual_seed(6)
+        net = MechanismNet(architecture, 3, 2, hidden=16, layers=2, trunk=trunk, inputs="pf")
+    v, x, b = (torch.from_numpy(t) for t in training_data("paper", np.random.default_rng(7), 12, 3, 2))
+    b = b * 0.4  # contention on most resources, so PF's allocation is not just the demands
+    share = torch.minimum(x, b[:, None, :]) / b[:, None, :]
+    pf = torch.from_numpy(solve_proportional_fairness(v.numpy(), x.numpy(), b.numpy()).allocation) / b[:, None, :]
+    assert (pf < share - 1e-3).any()
+    with torch.no_grad():
+        if trunk == "set":
+            embedding = net.trunk(torch.cat([v, share, pf], dim=2))
+            expected = net.head(embedding)
+            if net.withheld is not None:
+                expected = torch.cat([expected, net.withheld(embedding.mean(dim=1, keepdim=True))], dim=1)
+        else:
+            features = torch.cat([v.flatten(1), share.flatten(1), pf.flatten(1)], dim=1)
+            expected = net.head(net.trunk(features)).view(12, -1, 2)
+        torch.testing.assert_close(net.outputs(v, x, b), expected, rtol=0, atol=1e-9)
+    assert net.config()["inputs"] == "pf"

@@ -157,6 +157,7 @@ def test_nsw_welfare_is_the_product_over_active_agents_relative_to_pf():
         small_config(inputs="contended", regularised="all", contended_only=False)
     with pytest.raises(ValueError, match="inputs"):
         small_config(inputs="every")
+    assert small_config(inputs="pf", regularised="all", contended_only=False).inputs == "pf"
 
 
 def test_init_weights_starts_from_the_saved_network_and_rejects_another(tmp_path):
