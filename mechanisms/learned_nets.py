@@ -109,14 +109,14 @@ class MechanismNet(nn.Module):
         self.architecture, self.n_agents, self.n_resources = architecture, n_agents, n_resources
         self.hidden, self.layers, self.regularised, self.trunk_kind = hidden, layers, regularised, trunk
         self.inputs = inputs
-        self.blocks = 3 if inputs == "pf" else 2  # input features per (agent, resource)
+        per_entry = 3 if inputs == "pf" else 2  # input features per (agent, resource)
         rows = n_agents + 1 if architecture == "exs_net" else n_agents
         if trunk == "set":
-            self.trunk = SetTrunk(self.blocks * n_resources, hidden, layers)
+            self.trunk = SetTrunk(per_entry * n_resources, hidden, layers)
             self.head = nn.Linear(hidden, n_resources)
             self.withheld = nn.Linear(hidden, n_resources) if architecture == "exs_net" else None
         else:
-            sizes = [self.blocks * n_agents * n_resources] + [hidden] * layers
+            sizes = [per_entry * n_agents * n_resources] + [hidden] * layers
             blocks: list[nn.Module] = []
             for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
                 blocks += [nn.Linear(fan_in, fan_out), nn.ReLU()]
@@ -142,17 +142,16 @@ class MechanismNet(nn.Module):
         share = torch.where(has_budget[:, None, :], torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
         if self.inputs == "contended":
             values, share = (t * contended[:, None, :] for t in (values, share))
-        blocks = [values, share]
+        feature_blocks = [values, share]
         if self.inputs == "pf":
-            pf = proportional_fairness_torch(values, torch.minimum(demands, safe), budget)
-            blocks.append(pf / safe)
+            feature_blocks.append(proportional_fairness_torch(values, demands, budget) / safe)
         if self.trunk_kind == "set":
-            embedding = self.trunk(torch.cat(blocks, dim=2))  # (B, N, hidden)
+            embedding = self.trunk(torch.cat(feature_blocks, dim=2))  # (B, N, hidden)
             out = self.head(embedding)
             if self.withheld is not None:
                 out = torch.cat([out, self.withheld(embedding.mean(dim=1, keepdim=True))], dim=1)
             return out
-        features = torch.cat([t.flatten(1) for t in blocks], dim=1)
+        features = torch.cat([t.flatten(1) for t in feature_blocks], dim=1)
         return self.head(self.trunk(features)).view(len(values), -1, self.n_resources)
 
     def forward(self, values, demands, budget, past=None) -> torch.Tensor:
