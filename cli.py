@@ -99,8 +99,9 @@ def _train_mechanism(args) -> None:
     options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "inputs", "welfare", "init_weights",
                                             *(name for name, _, _ in TRAINING_OPTIONS))
                if getattr(args, k) is not None}
-    if args.contended_only is not None:
-        options["contended_only"] = args.contended_only == "yes"
+    for name in ("contended_only", "demand_patterns"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name) == "yes"
     config = TrainingConfig(architecture=args.architecture.replace("-", "_"), n_agents=args.agents,
                             n_resources=args.resources, **options)
     out = args.out or f"results/{config.architecture}_{args.agents}x{args.resources}_{args.data}"
@@ -148,6 +149,9 @@ def main(argv=None) -> int:
     train.add_argument("--contended-only", choices=["yes", "no"], default=None,
                        help="train on over-demanded profiles only (the others are PF's and carry no gradient; "
                             "default: yes with --regularised contended)")
+    train.add_argument("--demand-patterns", choices=["yes", "no"], default=None,
+                       help="add the 3^M - 1 demand patterns (true values, each demand dropped, truthful or claimed "
+                            "in full) to each step's restart candidates (default: no)")
     train.add_argument("--trunk", choices=["mlp", "set"], default=None,
                        help="network trunk: the paper's feed-forward 'mlp' (default) or 'set', permutation-"
                             "equivariant over the agents (one set of weights per agent)")

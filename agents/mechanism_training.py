@@ -41,7 +41,7 @@ from ..mechanisms.learned import load_model, save_model
 from ..mechanisms import proportional_fairness
 from ..mechanisms.learned_nets import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, INPUTS, REGULARISED, TRUNKS, MechanismNet
 from ..mechanisms.utility import utility
-from .oracles import SERVED_TOLERANCE, GridOracle, Oracle, RandomOracle, ReportSpace
+from .oracles import SERVED_TOLERANCE, DemandPatternOracle, GridOracle, Oracle, RandomOracle, ReportSpace
 
 DATA_KINDS = ("paper", "perturbed", "adversarial")
 WELFARES = ("log", "nsw")  # the designer's welfare term: mean log NSW (eq. 5) or mean NSW (Def. 2)
@@ -59,7 +59,10 @@ class TrainingConfig:
     multipliers at ``gamma_init``), target ``epsilon`` and start ``gamma_init`` for the
     multipliers; ``inner_steps`` Adam steps of size ``misreport_lr`` on the misreports per outer
     step, inside ``space``, after ``restarts`` candidates per (sample, agent) from the
-    evaluation oracle's random pool have replaced the stored misreports they beat.
+    evaluation oracle's random pool have replaced the stored misreports they beat;
+    ``demand_patterns`` adds :class:`DemandPatternOracle`'s ``3**M - 1`` candidates to them (true
+    values, each demand dropped, truthful or claimed in full: the misreports that switch RPF-Net's
+    contended-only term on or off, which the ascent cannot cross).
     ``regularised`` is RPF-Net's :class:`MechanismNet` option (default ``"contended"`` for
     RPF-Net, ``"all"`` otherwise) and ``contended_only`` draws the training samples from the
     over-demanded profiles alone (:func:`contended_training_data`; default: whenever
@@ -96,6 +99,7 @@ class TrainingConfig:
     inner_steps: int = 5
     misreport_lr: float = 0.02
     restarts: int = 8
+    demand_patterns: bool = False
     space: ReportSpace = field(default_factory=ReportSpace)
     checkpoint_every: int = 100
     init_weights: str | None = None
@@ -132,6 +136,8 @@ class TrainingConfig:
             raise ValueError(f"{', '.join(bad)} must be positive")
         if min(self.dual_lr, self.epsilon, self.gamma_init, self.inner_steps, self.restarts, self.lr_half_life) < 0:
             raise ValueError("dual_lr, epsilon, gamma_init, inner_steps, restarts and lr_half_life must be non-negative")
+        if self.demand_patterns and not self.space.searches_demands:
+            raise ValueError(f"demand_patterns changes demands; the report space's fields are {self.space.fields!r}")
         if self.batch_size > self.train_size:
             raise ValueError(f"batch_size {self.batch_size} exceeds train_size {self.train_size}")
 
@@ -329,14 +335,14 @@ def load_checkpoint(path: Path, config: TrainingConfig) -> TrainingState:
                          _nsw_scale(config, data))
 
 
-def _random_restarts(model, values, demands, budget, agents, mis_v, mis_x, config: TrainingConfig,
+def _random_restarts(model, values, demands, budget, agents, mis_v, mis_x,
                      candidates: tuple[np.ndarray, np.ndarray]):
-    """Replace each stored misreport by the best of its ``config.restarts`` candidates that beats it.
+    """Replace each stored misreport by the best of its candidates that beats it.
 
     Rows are deviations as in :func:`deviation_utility` (``mis_v, mis_x (P, M)``);
     ``candidates`` are ``(P, R, M)`` values and demands, all scored in one forward pass.
     """
-    r = config.restarts
+    r = candidates[0].shape[1]
     if not r or not len(agents):
         return mis_v, mis_x
     p, m = mis_v.shape
@@ -353,12 +359,15 @@ def _random_restarts(model, values, demands, budget, agents, mis_v, mis_x, confi
 
 
 def _restart_candidates(values: np.ndarray, demands: np.ndarray, config: TrainingConfig, rng: np.random.Generator):
-    """``config.restarts`` misreports per (sample, agent), ``(S, N, R, M)`` values and demands, drawn from
-    the evaluation oracle's random pool (:class:`RandomOracle`: half uniform in the box, half the
-    truth scaled by log-normal factors)."""
-    pool = RandomOracle(config.restarts, config.space, seed=rng)
-    per_agent = [pool.candidates(values, demands, i) for i in range(values.shape[1])]  # (S, R, M) each
-    return tuple(np.stack([c[k] for c in per_agent], axis=1) for k in (0, 1))
+    """Restart candidates per (sample, agent), ``(S, N, R, M)`` values and demands: ``config.restarts``
+    draws from the evaluation oracle's random pool (:class:`RandomOracle`: half uniform in the box,
+    half the truth scaled by log-normal factors), then, with ``config.demand_patterns``, the
+    ``3**M - 1`` candidates of :class:`DemandPatternOracle`."""
+    oracles = ([RandomOracle(config.restarts, config.space, seed=rng)] if config.restarts else []) + \
+        ([DemandPatternOracle(config.space)] if config.demand_patterns else [])
+    per_agent = [[o.candidates(values, demands, i) for o in oracles] for i in range(values.shape[1])]
+    return tuple(np.stack([np.concatenate([c[k] for c in found], axis=1) for found in per_agent], axis=1)
+                 for k in (0, 1))
 
 
 def _ascend(model, values, demands, budget, agents, mis_v, mis_x, config: TrainingConfig):
@@ -393,7 +402,8 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
     idx = rng.choice(config.train_size, config.batch_size, replace=False)
     values, demands, budget = (torch.from_numpy(d[idx]) for d in state.data)
     model = state.model
-    candidates = _restart_candidates(values.numpy(), demands.numpy(), config, rng) if config.restarts else None
+    restarting = config.restarts or config.demand_patterns
+    candidates = _restart_candidates(values.numpy(), demands.numpy(), config, rng) if restarting else None
     truthful = true_utility(values, demands, model(values, demands, budget))  # (S, N)
     short = ((values * demands).sum(-1) - truthful.detach()) > SERVED_TOLERANCE
     samples, agents = torch.nonzero(short, as_tuple=True)
@@ -402,7 +412,7 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
     stored_v, stored_x = state.mis_values[idx], state.mis_demands[idx]
     mis_v, mis_x = torch.from_numpy(stored_v[pair]), torch.from_numpy(stored_x[pair])
     if candidates is not None:
-        mis_v, mis_x = _random_restarts(model, pv, px, pb, agents, mis_v, mis_x, config,
+        mis_v, mis_x = _random_restarts(model, pv, px, pb, agents, mis_v, mis_x,
                                         (candidates[0][pair], candidates[1][pair]))
     mis_v, mis_x = _ascend(model, pv, px, pb, agents, mis_v, mis_x, config)
     stored_v[pair], stored_x[pair] = mis_v.numpy(), mis_x.numpy()

@@ -8,6 +8,7 @@ with their search budget.
 
 * :class:`GridOracle` — exhaustive search over a grid of the report box.
 * :class:`RandomOracle` — uniform samples of the box plus multiplicative perturbations of the truth.
+* :class:`DemandPatternOracle` — the true values with each demand dropped, kept or claimed in full.
 * :class:`GradientOracle` — RegretNet-style: random restarts, then projected Adam on the
   misreport through a differentiable mechanism (``OneShotMechanism.allocate_torch``).
 """
@@ -233,6 +234,34 @@ class RandomOracle(Oracle):
         px = demands[:, None, agent] * np.exp(self.sigma * self.rng.standard_normal((p, k // 2, m)))
         cand_v, cand_x = s.clip(np.concatenate([uv, pv], 1), np.concatenate([ux, px], 1))
         return self._with_truth(values, demands, agent, cand_v, cand_x)
+
+
+class DemandPatternOracle(Oracle):
+    """The ``3**M - 1`` misreports that keep the true values and set each resource's reported
+    demand to 0, the truth or the top of the box (``space.demand_high``), the truth itself left out.
+
+    Dropping a demand or claiming a resource in full are the moves that switch a contended-only
+    linear term (RPF-Net's ``regularised="contended"``) off or on; that switch is a step in the
+    reports, so gradient ascent cannot cross it, and random draws seldom drop a demand to exactly zero.
+    """
+
+    def __init__(self, space: ReportSpace | None = None):
+        self.space = space or ReportSpace()
+        if not self.space.searches_demands:
+            raise ValueError(f"DemandPatternOracle changes demands; the space's fields are {self.space.fields!r}")
+
+    @property
+    def label(self) -> str:
+        return "demand patterns (each demand 0, truthful or the box's top; values truthful)"
+
+    def candidates(self, values, demands, agent):
+        p, _, m = values.shape
+        levels = np.array(list(itertools.product((0, 1, 2), repeat=m)))  # 0: drop, 1: truthful, 2: claim in full
+        levels = levels[(levels != 1).any(axis=1)]  # (3**M - 1, M)
+        truth = demands[:, None, agent]  # (P, 1, M)
+        cand_x = np.where(levels == 0, 0.0, np.where(levels == 1, truth, self.space.demand_high))
+        cand_v = np.broadcast_to(values[:, None, agent], cand_x.shape).copy()
+        return cand_v, cand_x
 
 
 class GradientOracle(Oracle):

@@ -111,15 +111,34 @@ def mixture_row(pf: dict, pa: dict, rho: float = MIXTURE_RHO) -> dict:
     return row
 
 
+def _mechanism(mech, rpf_network_gradient: bool):
+    """The mechanism for a registered name, a weights file (``.pt``) or a ready-made mechanism;
+    RPF-Net given by name or file gets the gradient view ``rpf_network_gradient``."""
+    if isinstance(mech, (str, Path)) and str(mech).endswith(".pt"):
+        name, options = load_model(str(mech)).architecture, {"weights_path": mech}
+    elif isinstance(mech, str):
+        name, options = mech, {}
+    else:
+        mech = make_one_shot(mech)
+        if mech.name == "rpf_net" and not rpf_network_gradient:
+            raise ValueError("rpf_network_gradient=False needs RPF-Net by name or weights file, not a ready-made mechanism")
+        return mech
+    if name == "rpf_net" and not rpf_network_gradient:
+        options["network_gradient"] = False
+    return make_one_shot(name, **options)
+
+
 def run(out_dir: str | Path, n_agents: int, n_resources: int, mechanisms: dict[str, object], profiles: int = 500,
         seed: int = 12345, oracle_restarts: int = 8, oracle_steps: int = 100, oracle_pool: int = 256,
-        oracle_from_truth: bool = False) -> list[dict]:
+        oracle_from_truth: bool = False, rpf_network_gradient: bool = True) -> list[dict]:
     """Evaluate ``mechanisms`` (label -> name, mechanism or weights file) and write the tables.
 
     The test set (``profiles`` draws of (17), seeded by ``seed``, independent of the training
     seeds) and the oracle are shared by all mechanisms (``oracle_from_truth``: the paper's
-    local ascent from the truthful report instead of restarts from a random pool). Rows
-    already in ``out_dir/rows.json`` are reused (resume).
+    local ascent from the truthful report instead of restarts from a random pool;
+    ``rpf_network_gradient=False``: the oracle's gradient through RPF-Net passes the PF program
+    only, not the network, as the paper's closed-form gradients do). Rows already in
+    ``out_dir/rows.json`` are reused (resume).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,12 +149,14 @@ def run(out_dir: str | Path, n_agents: int, n_resources: int, mechanisms: dict[s
     for label, mech in tqdm(mechanisms.items(), desc=f"evaluate {n_agents}x{n_resources}"):
         if label in done:
             continue
-        if isinstance(mech, (str, Path)) and str(mech).endswith(".pt"):
-            mech = make_one_shot(load_model(str(mech)).architecture, weights_path=mech)
+        mech = _mechanism(mech, rpf_network_gradient)
+        program_only = not rpf_network_gradient and mech.name == "rpf_net"
         # A fresh oracle per mechanism, so that a row does not depend on which rows came before it.
         oracle = GradientOracle(oracle_restarts, oracle_steps, 0.01, ReportSpace(fields="both"), oracle_pool, seed=seed,
                                 from_truth=oracle_from_truth)
         row = evaluate_mechanism(label, mech, values, demands, budget, oracle)
+        if program_only:
+            row["oracle"] += ", through RPF-Net's PF program only"
         per_profile[label] = {k: a.tolist() for k, a in row.pop("per_profile").items()}
         done[label] = row
         profiles_path.write_text(json.dumps(per_profile))
@@ -281,6 +302,10 @@ def main(argv=None) -> None:
     parser.add_argument("--oracle-start", choices=("pool", "truth"), default="pool",
                         help="pool: restarts from the random pool (default); truth: the paper's local ascent "
                              "from the truthful report (--oracle-restarts and --oracle-pool are then unused)")
+    parser.add_argument("--rpf-gradient", choices=("network", "program"), default="network",
+                        help="the oracle's gradient through RPF-Net: through the network and the PF program "
+                             "(network, default) or the program only, the network's output held constant under "
+                             "differentiation (program: the RPF-Net paper's closed-form gradients)")
     parser.add_argument("--mechanisms", nargs="*", default=["pf", "pa", "rpf_net", "exs_net", "softmax_net"],
                         help="registered names to evaluate (default: pf pa rpf_net exs_net softmax_net)")
     parser.add_argument("--extra", nargs="*", default=[], metavar="LABEL=FILE.pt",
@@ -307,9 +332,11 @@ def main(argv=None) -> None:
         mechanisms[label] = path
     out = args.out or f"results/learned_eval_{args.agents}x{args.resources}"
     rows = run(out, args.agents, args.resources, mechanisms, args.profiles, args.seed, args.oracle_restarts,
-               args.oracle_steps, args.oracle_pool, args.oracle_start == "truth")
+               args.oracle_steps, args.oracle_pool, args.oracle_start == "truth", args.rpf_gradient == "network")
     print(format_table(rows, PAPER_TABLE1 if (args.agents, args.resources) == (2, 2) else None))
-    print(f"\noracle: {rows[0]['oracle']}\nwrote {out}/table.csv, table.json, table.png and tradeoff.png")
+    for label in dict.fromkeys(row["oracle"] for row in rows):
+        print(f"\noracle: {label}")
+    print(f"wrote {out}/table.csv, table.json, table.png and tradeoff.png")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ of the input arrays (2x2 and 10x3 are shipped for RPF-Net and ExS-Net; see
 ``ValueError`` naming the command that trains one. ``make_one_shot("rpf_net",
 weights_path=...)`` loads a checkpoint written by ``mechzoo train-mechanism``, and
 ``make_one_shot("rpf_net", model=net)`` wraps a :class:`MechanismNet` in memory.
+``make_one_shot("rpf_net", network_gradient=False)`` allocates identically, but its
+``allocate_torch`` passes the reports' gradient through the PF program only (not through the
+network), as the RPF-Net paper's closed-form gradients do: a gradient oracle then searches as
+the paper's did.
 """
 from __future__ import annotations
 
@@ -63,10 +67,16 @@ def load_model(path: str | Path) -> MechanismNet:
 
 
 def learned_mechanism(architecture: str, weights_path: str | Path | None = None,
-                      model: MechanismNet | None = None) -> OneShotMechanism:
-    """The registry entry for ``architecture``: shipped weights by size, a file, or a model."""
+                      model: MechanismNet | None = None, network_gradient: bool = True) -> OneShotMechanism:
+    """The registry entry for ``architecture``: shipped weights by size, a file, or a model.
+
+    ``network_gradient=False`` (RPF-Net only): ``allocate_torch`` differentiates through the PF
+    program alone, the network's ``z`` held constant under differentiation (same allocation).
+    """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    if not network_gradient and architecture != "rpf_net":
+        raise ValueError(f"network_gradient=False needs rpf_net: {architecture}'s allocation is its network")
     if weights_path is not None and model is not None:
         raise ValueError("pass weights_path or model, not both")
     if weights_path is not None:
@@ -94,7 +104,7 @@ def learned_mechanism(architecture: str, weights_path: str | Path | None = None,
         batch, (n, m) = inst.batch_shape, (inst.n_agents, inst.n_resources)
         flat = [t.expand(batch + t.shape[-k:]).reshape((-1,) + t.shape[-k:])
                 for t, k in ((values, 2), (demands, 2), (budget, 1), (past, 2))]
-        return network(n, m)(*flat).reshape(batch + (n, m))
+        return network(n, m)(*flat, network_gradient=network_gradient).reshape(batch + (n, m))
 
     def allocate(values, demands, budget, past=None) -> np.ndarray:
         with torch.no_grad():
@@ -112,8 +122,9 @@ def _tensor(data) -> torch.Tensor:
 
 
 def _factory(architecture: str):
-    def factory(weights_path: str | Path | None = None, model: MechanismNet | None = None) -> OneShotMechanism:
-        return learned_mechanism(architecture, weights_path, model)
+    def factory(weights_path: str | Path | None = None, model: MechanismNet | None = None,
+                network_gradient: bool = True) -> OneShotMechanism:
+        return learned_mechanism(architecture, weights_path, model, network_gradient)
 
     return factory
 

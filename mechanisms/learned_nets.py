@@ -71,7 +71,10 @@ class MechanismNet(nn.Module):
 
     ``forward(values, demands, budget, past=None)`` takes tensors ``(B, N, M)``, ``(B, N, M)``,
     ``(B, M)``, ``(B, N, M)`` and returns a feasible allocation ``(B, N, M)``, differentiable
-    in the reports and the parameters. ``regularised`` (RPF-Net only): ``"all"`` lets the
+    in the reports and the parameters. RPF-Net's ``forward(..., network_gradient=False)`` gives
+    the same allocation but lets the reports' gradient through the PF program only, not through
+    the network's ``z`` (the RPF-Net paper's closed-form gradients; for measuring what an oracle
+    that uses them finds). ``regularised`` (RPF-Net only): ``"all"`` lets the
     linear term act on every resource, ``"contended"`` zeroes it on resources whose reported
     total demand fits the budget, which PF then hands out in full. ``trunk``: ``"mlp"`` is the
     paper's feed-forward network on all ``2NM`` inputs; ``"set"`` is a :class:`SetTrunk` on each
@@ -154,13 +157,18 @@ class MechanismNet(nn.Module):
         features = torch.cat([t.flatten(1) for t in feature_blocks], dim=1)
         return self.head(self.trunk(features)).view(len(values), -1, self.n_resources)
 
-    def forward(self, values, demands, budget, past=None) -> torch.Tensor:
+    def forward(self, values, demands, budget, past=None, network_gradient: bool = True) -> torch.Tensor:
         if values.shape[-2:] != (self.n_agents, self.n_resources):
             raise ValueError(f"this {self.architecture} is for (N, M) = {(self.n_agents, self.n_resources)}, "
                              f"got reports of shape {tuple(values.shape)}")
+        if not network_gradient and self.architecture != "rpf_net":
+            raise ValueError(f"network_gradient=False needs rpf_net: {self.architecture}'s allocation is its network")
         past = torch.zeros_like(values) if past is None else past
         demands_ext = demands + past
         budget_ext = budget + past.sum(dim=-2)
+        network_reads = (values, demands_ext, budget_ext)
+        if not network_gradient:
+            network_reads = tuple(t.detach() for t in network_reads)
         contended = demands.sum(dim=-2) > budget  # (B, M): the resources RPF-Net's "contended" forms act on
         if self.architecture == "rpf_net" and self.regularised == "contended" and not torch.is_grad_enabled():
             # inference only: z is masked out on profiles without an over-demanded resource, so the network is
@@ -168,9 +176,9 @@ class MechanismNet(nn.Module):
             needed = contended.any(dim=-1)
             out = torch.zeros_like(values)
             if needed.any():
-                out[needed] = self.outputs(values[needed], demands_ext[needed], budget_ext[needed], contended[needed])
+                out[needed] = self.outputs(*(t[needed] for t in network_reads), contended[needed])
         else:
-            out = self.outputs(values, demands_ext, budget_ext, contended)
+            out = self.outputs(*network_reads, contended)
         safe = torch.where(budget_ext > 0, budget_ext, torch.ones_like(budget_ext))[:, None, :]
         if self.architecture == "rpf_net":
             linear = self.n_agents * nn.functional.softplus(out) / safe

@@ -209,13 +209,15 @@ def test_cli_threads_cap_the_pf_kernel_threads(tmp_path):
                                             (["--contended-only", "yes"], ("contended", True)),
                                             (["--trunk", "set", "--welfare", "nsw"], ("contended", True)),
                                             (["--inputs", "contended"], ("contended", True)),
-                                            (["--inputs", "pf"], ("contended", True))])
+                                            (["--inputs", "pf"], ("contended", True)),
+                                            (["--demand-patterns", "yes"], ("contended", True))])
 def test_cli_contended_options_reach_the_config_and_the_recorded_command(tmp_path, flags, expected):
     args = ["train-mechanism", "rpf-net", "--agents", "2", "--resources", "2", "--steps", "1", "--batch-size", "4",
             "--train-size", "8", "--restarts", "0", "--out", str(tmp_path), *flags]
     assert cli_main(args) == 0
     record = json.loads((tmp_path / "record.json").read_text())
     assert (record["config"]["regularised"], record["config"]["contended_only"]) == expected
+    assert record["config"]["demand_patterns"] == ("--demand-patterns" in flags)
     # the recorded command is itself a valid command that gives the same settings
     again = record["command"].split()[1:]
     assert cli_main([a if a != str(tmp_path) else str(tmp_path / "again") for a in again]) == 0
@@ -331,3 +333,41 @@ def test_pf_inputs_feed_the_network_pf_allocation_at_the_reports(architecture, t
     third = read[0][..., 4:] if trunk == "set" else read[0][:, 12:].view(12, 3, 2)  # (B, N, 3M) or (B, 3NM)
     torch.testing.assert_close(third, pf, rtol=0, atol=1e-9)
     assert net.config()["inputs"] == "pf"
+
+
+@pytest.mark.parametrize("inputs", ["all", "pf"])
+def test_program_only_gradient_holds_the_networks_price_constant(monkeypatch, inputs):
+    """``network_gradient=False``: the same allocation, and the reports' gradient is PF's with the
+    linear term fixed at the network's output (the paper's closed forms), not the full one."""
+    import mechzoo.mechanisms.learned_nets as nets
+
+    prices = []
+
+    def recording(*args, linear=None, **kwargs):
+        if linear is not None:
+            prices.append(linear)
+        return proportional_fairness_torch(*args, linear=linear, **kwargs)
+
+    monkeypatch.setattr(nets, "proportional_fairness_torch", recording)
+    net = untrained("rpf_net", 3, 2, seed=2, inputs=inputs)
+    v, x, b = (torch.from_numpy(t) for t in training_data("paper", np.random.default_rng(3), 12, 3, 2))
+    x = torch.where(x > 0, x, 0.5)  # every resource over-demanded: the price acts
+    weights = torch.from_numpy(np.random.default_rng(4).uniform(0, 1, (12, 3, 2)))
+
+    def gradient(network_gradient):
+        values = v.clone().requires_grad_(True)
+        alloc = net(values, x, b, network_gradient=network_gradient)
+        (alloc * weights).sum().backward()
+        return alloc.detach(), values.grad
+
+    full_alloc, full = gradient(True)
+    program_alloc, program = gradient(False)
+    torch.testing.assert_close(program_alloc, full_alloc, rtol=0, atol=0)
+    values = v.clone().requires_grad_(True)
+    (proportional_fairness_torch(values, x, b, linear=prices[-1].detach()) * weights).sum().backward()
+    torch.testing.assert_close(program, values.grad, rtol=1e-9, atol=1e-12)
+    assert (program - full).abs().max() > 1e-4  # the network's path is what was left out
+    with pytest.raises(ValueError, match="network_gradient"):
+        untrained("exs_net")(v[:, :2], x[:, :2], b, network_gradient=False)
+    with pytest.raises(ValueError, match="network_gradient"):
+        make_one_shot("exs_net", network_gradient=False)

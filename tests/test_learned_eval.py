@@ -45,3 +45,23 @@ def test_run_writes_ratios_and_resumes(tmp_path):
     (tmp_path / "rows.json").write_text(json.dumps(saved))
     again = {r["mechanism"]: r for r in run(tmp_path, 2, 2, {"pf": "pf", "equal": "equal"}, **kwargs)}
     assert again["equal"]["efficiency"] == -1.0
+
+
+def test_program_only_oracle_is_applied_to_rpf_net_and_labelled(tmp_path):
+    """``rpf_network_gradient=False``: RPF-Net (by name or weights file) is searched through its PF
+    program only, the row says so, and the allocation (so the NSW) is unchanged."""
+    from mechzoo.mechanisms.learned import shipped_weights_path
+
+    kwargs = dict(profiles=40, oracle_steps=5, oracle_from_truth=True)
+    mechanisms = {"pf": "pf", "rpf_net": "rpf_net", "file": str(shipped_weights_path("rpf_net", 2, 2))}
+    program = {r["mechanism"]: r for r in run(tmp_path / "program", 2, 2, mechanisms, rpf_network_gradient=False,
+                                               **kwargs)}
+    full = {r["mechanism"]: r for r in run(tmp_path / "full", 2, 2, mechanisms, **kwargs)}
+    assert program["pf"]["oracle"] == full["pf"]["oracle"] and program["pf"]["exploitability"] == full["pf"]["exploitability"]
+    for label in ("rpf_net", "file"):
+        assert program[label]["oracle"] == full[label]["oracle"] + ", through RPF-Net's PF program only"
+        assert program[label]["nsw"] == full[label]["nsw"]
+    assert program["rpf_net"]["exploitability"] == program["file"]["exploitability"]
+    with pytest.raises(ValueError, match="by name or weights file"):
+        from mechzoo.mechanisms import make_one_shot
+        run(tmp_path / "object", 2, 2, {"r": make_one_shot("rpf_net")}, rpf_network_gradient=False, **kwargs)

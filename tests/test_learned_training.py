@@ -8,7 +8,7 @@ from mechzoo.agents.mechanism_training import (TrainingConfig, _initial_state, _
                                                contended_training_data, deviation_utility, log_nsw, pf_nsw_scale,
                                                training_data, training_step, true_utility, welfare_term)
 from mechzoo.mechanisms import proportional_fairness
-from mechzoo.agents.oracles import ReportSpace
+from mechzoo.agents.oracles import DemandPatternOracle, ReportSpace
 from mechzoo.mechanisms.learned_nets import MechanismNet
 
 
@@ -37,7 +37,7 @@ def test_restarts_only_replace_misreports_they_beat(batch, fields):
     assert cand[0].shape == (len(values), 2, 6, 2)
     pair = (samples.numpy(), agents.numpy())
     # Stored misreports: the truth, so a replacement must be a strict improvement on truthful reporting.
-    new_v, new_x = _random_restarts(model, pv, px, pb, agents, truth_v, truth_x, config,
+    new_v, new_x = _random_restarts(model, pv, px, pb, agents, truth_v, truth_x,
                                     (cand[0][pair], cand[1][pair]))
     with torch.no_grad():
         before = deviation_utility(model, pv, px, pb, agents, truth_v, truth_x)
@@ -55,8 +55,41 @@ def test_restarts_only_replace_misreports_they_beat(batch, fields):
         assert torch.equal(new_v, truth_v)
     again = _restart_candidates(values.numpy(), demands.numpy(), config, np.random.default_rng(0))
     assert all(np.array_equal(a, b) for a, b in zip(again, cand))  # same seed, same candidates
-    kept = _random_restarts(model, pv, px, pb, agents, truth_v, truth_x, small_config(restarts=0), cand)
+    kept = _random_restarts(model, pv, px, pb, agents, truth_v, truth_x, (cand[0][pair][:, :0], cand[1][pair][:, :0]))
     assert kept[0] is truth_v and kept[1] is truth_x
+
+
+def test_demand_patterns_join_the_restart_candidates(batch):
+    """``demand_patterns``: after the random draws come DemandPatternOracle's 3**M - 1 candidates."""
+    model, values, demands, budget = batch
+    config = small_config(restarts=3, demand_patterns=True)
+    cand_v, cand_x = _restart_candidates(values.numpy(), demands.numpy(), config, np.random.default_rng(0))
+    assert cand_v.shape == cand_x.shape == (len(values), 2, 3 + 8, 2)
+    random_v, random_x = _restart_candidates(values.numpy(), demands.numpy(), small_config(restarts=3),
+                                             np.random.default_rng(0))
+    assert np.array_equal(cand_v[:, :, :3], random_v) and np.array_equal(cand_x[:, :, :3], random_x)
+    for agent in range(2):
+        pattern_v, pattern_x = DemandPatternOracle().candidates(values.numpy(), demands.numpy(), agent)
+        assert np.array_equal(cand_v[:, agent, 3:], pattern_v) and np.array_equal(cand_x[:, agent, 3:], pattern_x)
+    only_v, only_x = _restart_candidates(values.numpy(), demands.numpy(), small_config(restarts=0, demand_patterns=True),
+                                         np.random.default_rng(0))
+    assert np.array_equal(only_v, cand_v[:, :, 3:]) and np.array_equal(only_x, cand_x[:, :, 3:])
+    with pytest.raises(ValueError, match="demand_patterns"):
+        small_config(demand_patterns=True, space=ReportSpace(fields="values"))
+
+
+def test_training_step_tries_the_demand_patterns():
+    """With no random restarts and no ascent, every stored misreport a step changes is a demand pattern."""
+    config = small_config(batch_size=16, restarts=0, inner_steps=0, demand_patterns=True)
+    state = _initial_state(config)
+    values, demands, _ = state.data
+    state.mis_values[:], state.mis_demands[:] = values, demands  # start from the truth
+    training_step(state, config)
+    changed = (state.mis_demands != demands).any(-1)
+    assert changed.any()
+    assert np.array_equal(state.mis_values, values)
+    top = config.space.demand_high
+    assert np.all((state.mis_demands == 0) | (state.mis_demands == top) | (state.mis_demands == demands))
 
 
 def test_fully_served_agents_are_not_searched():

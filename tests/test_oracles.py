@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mechzoo.agents import GradientOracle, GridOracle, RandomOracle, ReportSpace
+from mechzoo.agents import DemandPatternOracle, GradientOracle, GridOracle, RandomOracle, ReportSpace
 from mechzoo.metrics import one_shot_exploitability, summarize_gains
 
 FIG1_VALUES = np.array([[1.0, 0.5], [1.0, 0.25]])
@@ -32,6 +32,33 @@ def test_uniform_rule_is_not_exploitable_by_demand_misreports():
     v, x = rng.uniform(0.1, 1, (30, 3, 1)), rng.uniform(0.0, 1, (30, 3, 1))
     oracle = GridOracle(101, ReportSpace(fields="demands"))
     assert oracle.best_response("equal", v, x, np.ones(1)).gain.max() <= 1e-9
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_demand_patterns_drop_keep_or_claim_each_demand(m):
+    """3**M - 1 candidates: true values, each demand 0, truthful or the box's top, the truth left out."""
+    rng = np.random.default_rng(m)
+    v, x = rng.uniform(0.1, 1, (5, 2, m)), rng.uniform(0.1, 0.9, (5, 2, m))
+    cand_v, cand_x = DemandPatternOracle(ReportSpace(demand_high=1.0)).candidates(v, x, 1)
+    assert cand_v.shape == cand_x.shape == (5, 3 ** m - 1, m)
+    assert np.array_equal(cand_v, np.broadcast_to(v[:, None, 1], cand_v.shape))
+    level = np.where(cand_x == 0, 0, np.where(cand_x == 1.0, 2, np.where(cand_x == x[:, None, 1], 1, -1)))
+    assert (level >= 0).all()  # every demand is one of the three levels
+    patterns = {tuple(row) for row in level[0]}
+    assert len(patterns) == 3 ** m - 1 and (1,) * m not in patterns
+    with pytest.raises(ValueError, match="changes demands"):
+        DemandPatternOracle(ReportSpace(fields="values"))
+
+
+def test_demand_patterns_find_the_shipped_rpf_nets_demand_lever_that_pf_lacks():
+    """Under PF a demand misreport alone gains nothing; RPF-Net's learned price reads the reported
+    demands, so dropping or claiming a demand pays on some profiles."""
+    from mechzoo.agents.mechanism_training import training_data
+
+    v, x, b = training_data("paper", np.random.default_rng(777), 400, 2, 2)
+    oracle = DemandPatternOracle()
+    assert oracle.best_response("pf", v, x, b).gain.max() <= 1e-9
+    assert oracle.best_response("rpf_net", v, x, b).gain.mean() > 1e-4
 
 
 def test_summary_confidence_interval():
