@@ -335,7 +335,7 @@ def load_checkpoint(path: Path, config: TrainingConfig) -> TrainingState:
                          _nsw_scale(config, data))
 
 
-def _random_restarts(model, values, demands, budget, agents, mis_v, mis_x,
+def _restart_from_candidates(model, values, demands, budget, agents, mis_v, mis_x,
                      candidates: tuple[np.ndarray, np.ndarray]):
     """Replace each stored misreport by the best of its candidates that beats it.
 
@@ -365,9 +365,12 @@ def _restart_candidates(values: np.ndarray, demands: np.ndarray, config: Trainin
     ``3**M - 1`` candidates of :class:`DemandPatternOracle`."""
     oracles = ([RandomOracle(config.restarts, config.space, seed=rng)] if config.restarts else []) + \
         ([DemandPatternOracle(config.space)] if config.demand_patterns else [])
-    per_agent = [[o.candidates(values, demands, i) for o in oracles] for i in range(values.shape[1])]
-    return tuple(np.stack([np.concatenate([c[k] for c in found], axis=1) for found in per_agent], axis=1)
-                 for k in (0, 1))
+    blocks_v, blocks_x = [], []
+    for oracle in oracles:
+        found = [oracle.candidates(values, demands, i) for i in range(values.shape[1])]  # (S, R_o, M) pairs
+        blocks_v.append(np.stack([f[0] for f in found], axis=1))
+        blocks_x.append(np.stack([f[1] for f in found], axis=1))
+    return np.concatenate(blocks_v, axis=2), np.concatenate(blocks_x, axis=2)
 
 
 def _ascend(model, values, demands, budget, agents, mis_v, mis_x, config: TrainingConfig):
@@ -412,7 +415,7 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
     stored_v, stored_x = state.mis_values[idx], state.mis_demands[idx]
     mis_v, mis_x = torch.from_numpy(stored_v[pair]), torch.from_numpy(stored_x[pair])
     if candidates is not None:
-        mis_v, mis_x = _random_restarts(model, pv, px, pb, agents, mis_v, mis_x,
+        mis_v, mis_x = _restart_from_candidates(model, pv, px, pb, agents, mis_v, mis_x,
                                         (candidates[0][pair], candidates[1][pair]))
     mis_v, mis_x = _ascend(model, pv, px, pb, agents, mis_v, mis_x, config)
     stored_v[pair], stored_x[pair] = mis_v.numpy(), mis_x.numpy()

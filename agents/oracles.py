@@ -255,8 +255,7 @@ class DemandPatternOracle(Oracle):
         return "demand patterns (each demand 0, truthful or the box's top; values truthful)"
 
     def candidates(self, values, demands, agent):
-        p, _, m = values.shape
-        levels = np.array(list(itertools.product((0, 1, 2), repeat=m)))  # 0: drop, 1: truthful, 2: claim in full
+        levels = np.array(list(itertools.product((0, 1, 2), repeat=values.shape[-1])))  # 0: drop, 1: truthful, 2: claim in full
         levels = levels[(levels != 1).any(axis=1)]  # (3**M - 1, M)
         truth = demands[:, None, agent]  # (P, 1, M)
         cand_x = np.where(levels == 0, 0.0, np.where(levels == 1, truth, self.space.demand_high))

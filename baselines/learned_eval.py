@@ -115,13 +115,15 @@ def _mechanism(mech, rpf_network_gradient: bool):
     """The mechanism for a registered name, a weights file (``.pt``) or a ready-made mechanism;
     RPF-Net given by name or file gets the gradient view ``rpf_network_gradient``."""
     if isinstance(mech, (str, Path)) and str(mech).endswith(".pt"):
-        name, options = load_model(str(mech)).architecture, {"weights_path": mech}
+        model = load_model(str(mech))
+        name, options = model.architecture, {"model": model}
     elif isinstance(mech, str):
         name, options = mech, {}
     else:
         mech = make_one_shot(mech)
         if mech.name == "rpf_net" and not rpf_network_gradient:
-            raise ValueError("rpf_network_gradient=False needs RPF-Net by name or weights file, not a ready-made mechanism")
+            raise ValueError("rpf_network_gradient=False needs RPF-Net by name or weights file, "
+                             "not a ready-made mechanism")
         return mech
     if name == "rpf_net" and not rpf_network_gradient:
         options["network_gradient"] = False

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .feasibility import repair_feasibility
-from .learned_nets import ARCHITECTURES, MechanismNet
+from .learned_nets import ARCHITECTURES, MechanismNet, check_network_gradient
 from .registry import OneShotMechanism, register_one_shot
 from .validation import check_instance
 
@@ -75,8 +75,7 @@ def learned_mechanism(architecture: str, weights_path: str | Path | None = None,
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-    if not network_gradient and architecture != "rpf_net":
-        raise ValueError(f"network_gradient=False needs rpf_net: {architecture}'s allocation is its network")
+    check_network_gradient(architecture, network_gradient)
     if weights_path is not None and model is not None:
         raise ValueError("pass weights_path or model, not both")
     if weights_path is not None:

@@ -66,6 +66,12 @@ class SetTrunk(nn.Module):
         return h
 
 
+def check_network_gradient(architecture: str, network_gradient: bool) -> None:
+    """Only RPF-Net has a path besides its network (the PF program), so only it may hide the network's gradient."""
+    if not network_gradient and architecture != "rpf_net":
+        raise ValueError(f"network_gradient=False needs rpf_net: {architecture}'s allocation is its network")
+
+
 class MechanismNet(nn.Module):
     """A learned mechanism of ``architecture`` for ``n_agents x n_resources`` (float64).
 
@@ -161,8 +167,7 @@ class MechanismNet(nn.Module):
         if values.shape[-2:] != (self.n_agents, self.n_resources):
             raise ValueError(f"this {self.architecture} is for (N, M) = {(self.n_agents, self.n_resources)}, "
                              f"got reports of shape {tuple(values.shape)}")
-        if not network_gradient and self.architecture != "rpf_net":
-            raise ValueError(f"network_gradient=False needs rpf_net: {self.architecture}'s allocation is its network")
+        check_network_gradient(self.architecture, network_gradient)
         past = torch.zeros_like(values) if past is None else past
         demands_ext = demands + past
         budget_ext = budget + past.sum(dim=-2)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from mechzoo.agents.mechanism_training import (TrainingConfig, _initial_state, _random_restarts, _restart_candidates,
-                                               contended_training_data, deviation_utility, log_nsw, pf_nsw_scale,
+from mechzoo.agents.mechanism_training import (TrainingConfig, _initial_state, _restart_candidates,
+                                               _restart_from_candidates, contended_training_data, deviation_utility,
+                                               log_nsw, pf_nsw_scale,
                                                training_data, training_step, true_utility, welfare_term)
 from mechzoo.mechanisms import proportional_fairness
 from mechzoo.agents.oracles import DemandPatternOracle, ReportSpace
@@ -37,7 +38,7 @@ def test_restarts_only_replace_misreports_they_beat(batch, fields):
     assert cand[0].shape == (len(values), 2, 6, 2)
     pair = (samples.numpy(), agents.numpy())
     # Stored misreports: the truth, so a replacement must be a strict improvement on truthful reporting.
-    new_v, new_x = _random_restarts(model, pv, px, pb, agents, truth_v, truth_x,
+    new_v, new_x = _restart_from_candidates(model, pv, px, pb, agents, truth_v, truth_x,
                                     (cand[0][pair], cand[1][pair]))
     with torch.no_grad():
         before = deviation_utility(model, pv, px, pb, agents, truth_v, truth_x)
@@ -55,7 +56,8 @@ def test_restarts_only_replace_misreports_they_beat(batch, fields):
         assert torch.equal(new_v, truth_v)
     again = _restart_candidates(values.numpy(), demands.numpy(), config, np.random.default_rng(0))
     assert all(np.array_equal(a, b) for a, b in zip(again, cand))  # same seed, same candidates
-    kept = _random_restarts(model, pv, px, pb, agents, truth_v, truth_x, (cand[0][pair][:, :0], cand[1][pair][:, :0]))
+    none = (cand[0][pair][:, :0], cand[1][pair][:, :0])  # no candidates at all
+    kept = _restart_from_candidates(model, pv, px, pb, agents, truth_v, truth_x, none)
     assert kept[0] is truth_v and kept[1] is truth_x
 
 
@@ -71,8 +73,8 @@ def test_demand_patterns_join_the_restart_candidates(batch):
     for agent in range(2):
         pattern_v, pattern_x = DemandPatternOracle().candidates(values.numpy(), demands.numpy(), agent)
         assert np.array_equal(cand_v[:, agent, 3:], pattern_v) and np.array_equal(cand_x[:, agent, 3:], pattern_x)
-    only_v, only_x = _restart_candidates(values.numpy(), demands.numpy(), small_config(restarts=0, demand_patterns=True),
-                                         np.random.default_rng(0))
+    patterns_only = small_config(restarts=0, demand_patterns=True)
+    only_v, only_x = _restart_candidates(values.numpy(), demands.numpy(), patterns_only, np.random.default_rng(0))
     assert np.array_equal(only_v, cand_v[:, :, 3:]) and np.array_equal(only_x, cand_x[:, :, 3:])
     with pytest.raises(ValueError, match="demand_patterns"):
         small_config(demand_patterns=True, space=ReportSpace(fields="values"))
