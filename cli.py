@@ -113,6 +113,17 @@ def _train_mechanism(args) -> None:
           "training.png and record.json")
 
 
+def _combine_mechanisms(args) -> None:
+    import shlex
+
+    from .mechanisms.learned import combine_models
+
+    command = " ".join(["mechzoo combine-mechanisms", *map(shlex.quote, args.files), "--out", shlex.quote(args.out)])
+    ensemble = combine_models(args.files, args.out, command)
+    print(f"wrote {args.out}: {ensemble.architecture} for {ensemble.n_agents}x{ensemble.n_resources}, "
+          f"the mean of {len(ensemble.members)} networks")
+
+
 def _reproduce(args) -> None:
     from .baselines.reproduce import reproduce
 
@@ -169,6 +180,11 @@ def main(argv=None) -> int:
     train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     train.add_argument("--seed", type=int)
     train.set_defaults(func=_train_mechanism)
+    comb = sub.add_parser("combine-mechanisms", help="one mechanism from several trained networks of the same "
+                          "architecture and size: allocates by their mean linear term (RPF-Net) or mean shares")
+    comb.add_argument("files", nargs="+", metavar="FILE.pt", help="weights written by train-mechanism")
+    comb.add_argument("--out", required=True, metavar="FILE.pt", help="where to write the ensemble")
+    comb.set_defaults(func=_combine_mechanisms)
     rep = sub.add_parser("reproduce", help="reproduce a published table or figure beside the paper's numbers "
                          "(docs/reproductions.md)")
     rep.add_argument("result", choices=["sama-table1", "sama-table2", "sama-figure2", "sama-figure3", "rpf-figure1",

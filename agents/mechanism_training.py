@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 from ..envs.types import UniformBernoulliTypes
 from ..mechanisms.learned import load_model, save_model
 from ..mechanisms import proportional_fairness
-from ..mechanisms.learned_nets import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, INPUTS, REGULARISED, TRUNKS, MechanismNet
+from ..mechanisms.learned_nets import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, INPUTS, REGULARISED, TRUNKS,
+                                        MechanismEnsemble, MechanismNet)
 from ..mechanisms.utility import utility
 from .oracles import SERVED_TOLERANCE, DemandPatternOracle, GridOracle, Oracle, RandomOracle, ReportSpace
 
@@ -291,6 +292,9 @@ def _initial_state(config: TrainingConfig) -> TrainingState:
 def _load_initial_weights(model: MechanismNet, path: str) -> None:
     """Copy the weights saved at ``path`` into ``model``; ``ValueError`` if the two networks differ."""
     saved = load_model(path)
+    if isinstance(saved, MechanismEnsemble):
+        raise ValueError(f"init_weights {path} holds an ensemble of {len(saved.members)} networks; "
+                         "start from one of its member files")
     mine, theirs = model.config(), saved.config()
     differ = sorted(k for k in mine if mine[k] != theirs[k])
     if differ:

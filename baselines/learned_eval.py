@@ -41,7 +41,7 @@ from tqdm import tqdm  # noqa: E402
 
 from ..agents.mechanism_training import active_nsw, training_data  # noqa: E402
 from ..agents.oracles import GradientOracle, ReportSpace  # noqa: E402
-from ..mechanisms.learned import WEIGHTS_DIR, load_model  # noqa: E402
+from ..mechanisms.learned import WEIGHTS_DIR, load_model, saved_record  # noqa: E402
 from ..mechanisms.registry import make_one_shot  # noqa: E402
 from ..mechanisms.utility import utility  # noqa: E402
 from ..metrics import efficiency, nash_social_welfare, one_shot_exploitability  # noqa: E402
@@ -269,24 +269,37 @@ def inference_times(names: list[str], n_agents: int, n_resources: int, profiles:
     return times
 
 
-def ship(run_dirs: list[str | Path], weights_dir: Path = WEIGHTS_DIR) -> dict:
-    """Copy each run's ``{arch}_{N}x{M}.pt`` into ``weights_dir`` and update ``manifest.json``."""
+def ship(sources: list[str | Path], weights_dir: Path = WEIGHTS_DIR) -> dict:
+    """Copy each source's weights into ``weights_dir`` and update ``manifest.json``. A source is a
+    training run folder (its ``{arch}_{N}x{M}.pt`` and ``record.json``) or a weights file written by
+    ``mechzoo combine-mechanisms`` (an ensemble, whose record holds its members' records)."""
     manifest_path = weights_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest.setdefault("nsw_check", {})
     manifest.setdefault("weights", {})
-    for run in map(Path, run_dirs):
-        record = json.loads((run / "record.json").read_text())
-        config = record["config"]
-        n, m = config["n_agents"], config["n_resources"]
-        name = f"{config['architecture']}_{n}x{m}"
-        shutil.copyfile(run / f"{name}.pt", weights_dir / f"{name}.pt")
+    for source in map(Path, sources):
+        if source.is_file():
+            model, record = load_model(str(source)), saved_record(source)
+            architecture, n, m = model.architecture, model.n_agents, model.n_resources
+            if "members" not in record:
+                raise ValueError(f"{source} is not an ensemble written by combine-mechanisms; ship its run folder")
+            members = [{k: member["record"][k] for k in ("command", "steps_done", "train_seconds")}
+                       for member in record["members"]]
+            entry = {"command": record["command"], "members": members,
+                     "train_seconds": sum(member["train_seconds"] for member in members)}
+            weights_file = source
+        else:
+            record = json.loads((source / "record.json").read_text())
+            architecture, n, m = record["config"]["architecture"], record["config"]["n_agents"], record["config"]["n_resources"]
+            entry = {k: record[k] for k in ("command", "steps_done", "train_seconds")}
+            weights_file = source / f"{architecture}_{n}x{m}.pt"
+        name = f"{architecture}_{n}x{m}"
+        shutil.copyfile(weights_file, weights_dir / f"{name}.pt")
         values, demands, budget = training_data("paper", np.random.default_rng(CHECK_SEED), CHECK_PROFILES, n, m)
-        alloc = make_one_shot(config["architecture"], weights_path=weights_dir / f"{name}.pt").allocate(
-            values, demands, budget)
-        manifest["weights"][f"{name}.pt"] = {k: record[k] for k in ("command", "steps_done", "train_seconds")}
+        alloc = make_one_shot(architecture, weights_path=weights_dir / f"{name}.pt").allocate(values, demands, budget)
+        manifest["weights"][f"{name}.pt"] = entry
         manifest["nsw_check"][name] = {
-            "architecture": config["architecture"], "n_agents": n, "n_resources": m, "seed": CHECK_SEED,
+            "architecture": architecture, "n_agents": n, "n_resources": m, "seed": CHECK_SEED,
             "profiles": CHECK_PROFILES, "nsw": float(nash_social_welfare(utility(values, demands, alloc)).mean())}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -313,7 +326,8 @@ def main(argv=None) -> None:
     parser.add_argument("--extra", nargs="*", default=[], metavar="LABEL=FILE.pt",
                         help="further trained weights to evaluate (e.g. rpf_net (perturbed data)=path.pt)")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--ship", nargs="*", metavar="RUN_DIR", help="ship these training runs' weights and exit")
+    parser.add_argument("--ship", nargs="*", metavar="RUN_DIR|FILE.pt",
+                        help="ship these training runs' (or combined ensembles') weights and exit")
     parser.add_argument("--timing", action="store_true",
                         help="only time inference of --mechanisms (best of 5, 1000 profiles), relative to exs_net")
     args = parser.parse_args(argv)

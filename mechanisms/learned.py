@@ -5,7 +5,8 @@ of the input arrays (2x2 and 10x3 are shipped for RPF-Net and ExS-Net; see
 ``weights/README.md`` for the commands that produced them); other sizes raise a
 ``ValueError`` naming the command that trains one. ``make_one_shot("rpf_net",
 weights_path=...)`` loads a checkpoint written by ``mechzoo train-mechanism``, and
-``make_one_shot("rpf_net", model=net)`` wraps a :class:`MechanismNet` in memory.
+``make_one_shot("rpf_net", model=net)`` wraps a :class:`MechanismNet` (or a
+:class:`MechanismEnsemble`, see :func:`combine_models`) in memory.
 ``make_one_shot("rpf_net", network_gradient=False)`` allocates identically, but its
 ``allocate_torch`` passes the reports' gradient through the PF program only (not through the
 network), as the RPF-Net paper's closed-form gradients do: a gradient oracle then searches as
@@ -13,6 +14,7 @@ the paper's did.
 """
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from .feasibility import repair_feasibility
-from .learned_nets import ARCHITECTURES, MechanismNet, check_network_gradient
+from .learned_nets import ARCHITECTURES, MechanismEnsemble, MechanismNet, build_network, check_network_gradient
 from .registry import OneShotMechanism, register_one_shot
 from .validation import check_instance
 
@@ -43,22 +45,33 @@ def train_command(architecture: str, n_agents: int, n_resources: int) -> str:
             f"--resources {n_resources} --out DIR")
 
 
-def save_model(model: MechanismNet, path: str | Path, record: dict | None = None) -> None:
+Network = MechanismNet | MechanismEnsemble
+
+
+def save_model(model: Network, path: str | Path, record: dict | None = None) -> None:
     """Write ``model`` (config and weights) and a JSON-able ``record`` (how it was trained) to ``path``."""
     torch.save({"config": model.config(), "state_dict": model.state_dict(), "record": record or {}}, path)
 
 
-@lru_cache(maxsize=32)
-def load_model(path: str | Path) -> MechanismNet:
-    """The :class:`MechanismNet` saved at ``path`` (by :func:`save_model` or a training checkpoint)."""
+def load_model(path: str | Path) -> Network:
+    """The :class:`MechanismNet` or :class:`MechanismEnsemble` saved at ``path`` (by
+    :func:`save_model`, :func:`combine_models` or a training checkpoint). Loaded once per version
+    of the file: a file written again is read again."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no weights file at {path}")
+    stat = path.stat()
+    return _load_model(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=32)
+def _load_model(path: str, mtime_ns: int, size: int) -> Network:
+    """:func:`load_model` for one version (modification time, size) of the file at ``path``."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if "model_config" in saved:  # a training checkpoint: the network sits beside the training state
             saved = {"config": saved["model_config"], "state_dict": saved["model"]}
-        model = MechanismNet(**saved["config"])
+        model = build_network(saved["config"])
         model.load_state_dict(saved["state_dict"])
     except (KeyError, TypeError, RuntimeError, OSError) as err:
         raise ValueError(f"{path} is not a mechzoo mechanism checkpoint: {err}") from err
@@ -66,8 +79,37 @@ def load_model(path: str | Path) -> MechanismNet:
     return model
 
 
+def saved_record(path: str | Path) -> dict:
+    """The training record saved with the weights at ``path`` (``{}`` for a training checkpoint)."""
+    load_model(str(path))  # checks that the file is a mechanism checkpoint
+    return torch.load(path, map_location="cpu", weights_only=True).get("record", {})
+
+
+def combine_models(paths: list[str | Path], out: str | Path, command: str = "") -> MechanismEnsemble:
+    """Save to ``out`` the :class:`MechanismEnsemble` of the networks saved at ``paths`` (each one
+    network of the same architecture and size) and return it. Its record names every member's file
+    and keeps the member's own record (the command that trained it), beside ``command``."""
+    if not paths:
+        raise ValueError("combine at least one weights file")
+    names = [str(Path(p).resolve()) for p in paths]
+    twice = sorted({p for p in names if names.count(p) > 1})
+    if twice:
+        raise ValueError(f"weights file given more than once: {', '.join(twice)}")
+    members = []
+    for path in paths:
+        model = load_model(str(path))
+        if isinstance(model, MechanismEnsemble):
+            raise ValueError(f"{path} is already an ensemble of {len(model.members)} networks; combine its member "
+                             "files instead (an ensemble of ensembles would weight their members unequally)")
+        members.append(copy.deepcopy(model))  # load_model's models are cached and shared
+    ensemble = MechanismEnsemble(members)
+    record = {"command": command, "members": [{"file": str(p), "record": saved_record(p)} for p in paths]}
+    save_model(ensemble, out, record)
+    return ensemble
+
+
 def learned_mechanism(architecture: str, weights_path: str | Path | None = None,
-                      model: MechanismNet | None = None, network_gradient: bool = True) -> OneShotMechanism:
+                      model: Network | None = None, network_gradient: bool = True) -> OneShotMechanism:
     """The registry entry for ``architecture``: shipped weights by size, a file, or a model.
 
     ``network_gradient=False`` (RPF-Net only): ``allocate_torch`` differentiates through the PF
@@ -83,7 +125,7 @@ def learned_mechanism(architecture: str, weights_path: str | Path | None = None,
     if model is not None and model.architecture != architecture:
         raise ValueError(f"the weights are a {model.architecture}, not a {architecture}")
 
-    def network(n: int, m: int) -> MechanismNet:
+    def network(n: int, m: int) -> Network:
         if model is not None:
             if (model.n_agents, model.n_resources) != (n, m):
                 raise ValueError(f"this {architecture} was trained for (N, M) = {(model.n_agents, model.n_resources)}, "
@@ -121,7 +163,7 @@ def _tensor(data) -> torch.Tensor:
 
 
 def _factory(architecture: str):
-    def factory(weights_path: str | Path | None = None, model: MechanismNet | None = None,
+    def factory(weights_path: str | Path | None = None, model: Network | None = None,
                 network_gradient: bool = True) -> OneShotMechanism:
         return learned_mechanism(architecture, weights_path, model, network_gradient)
 

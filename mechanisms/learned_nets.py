@@ -28,6 +28,9 @@ PF's bias) with ``z`` in units of the extended budget; ExS-Net and the softmax n
 allocate the extended budget, ``t_i = p_i (b + sum_j ã_j)``, and give each agent what it has
 not received yet, ``a_i = clip(t_i - ã_i, 0, x_i)``, scaled down per resource if that
 exceeds ``b``. With ã = 0 all of this is the plain one-shot mechanism.
+
+:class:`MechanismEnsemble` holds several such networks of one architecture and size and allocates
+by their mean control (RPF-Net's linear term, or the shares) through the same output layer.
 """
 from __future__ import annotations
 
@@ -146,9 +149,8 @@ class MechanismNet(nn.Module):
         """Raw head outputs ``(B, rows, M)`` for reports on budget ``budget (B, M)``; with
         ``inputs="contended"``, ``contended (B, M)`` marks the resources whose reports are read;
         with ``inputs="pf"`` PF's allocation at the reports is read too."""
-        has_budget = budget > 0
-        safe = torch.where(has_budget, budget, torch.ones_like(budget))[:, None, :]
-        share = torch.where(has_budget[:, None, :], torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
+        safe = _safe_budget(budget)
+        share = torch.where((budget > 0)[:, None, :], torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
         if self.inputs == "contended":
             values, share = (t * contended[:, None, :] for t in (values, share))
         feature_blocks = [values, share]
@@ -164,11 +166,19 @@ class MechanismNet(nn.Module):
         return self.head(self.trunk(features)).view(len(values), -1, self.n_resources)
 
     def forward(self, values, demands, budget, past=None, network_gradient: bool = True) -> torch.Tensor:
+        past = torch.zeros_like(values) if past is None else past
+        control = self.control(values, demands, budget, past, network_gradient)
+        return allocate_from_control(self.architecture, control, values, demands, budget, past)
+
+    def control(self, values, demands, budget, past, network_gradient: bool = True) -> torch.Tensor:
+        """What the network sets, ``(B, N, M)``: RPF-Net's linear term ``z`` (zero on the resources
+        its ``regularised`` form leaves to PF), or ExS-Net's / the softmax network's shares of the
+        bias-extended budget (the withheld row dropped). :func:`allocate_from_control` turns it
+        into the allocation; an average of several networks' controls is again a valid one."""
         if values.shape[-2:] != (self.n_agents, self.n_resources):
             raise ValueError(f"this {self.architecture} is for (N, M) = {(self.n_agents, self.n_resources)}, "
                              f"got reports of shape {tuple(values.shape)}")
         check_network_gradient(self.architecture, network_gradient)
-        past = torch.zeros_like(values) if past is None else past
         demands_ext = demands + past
         budget_ext = budget + past.sum(dim=-2)
         network_reads = (values, demands_ext, budget_ext)
@@ -184,15 +194,72 @@ class MechanismNet(nn.Module):
                 out[needed] = self.outputs(*(t[needed] for t in network_reads), contended[needed])
         else:
             out = self.outputs(*network_reads, contended)
-        safe = torch.where(budget_ext > 0, budget_ext, torch.ones_like(budget_ext))[:, None, :]
         if self.architecture == "rpf_net":
-            linear = self.n_agents * nn.functional.softplus(out) / safe
+            linear = self.n_agents * nn.functional.softplus(out) / _safe_budget(budget_ext)
             if self.regularised == "contended":  # resources whose reported demand fits are PF's: handed out in full
                 linear = linear * contended[:, None, :]
-            return proportional_fairness_torch(values, demands, budget, past, linear=linear)
-        shares = torch.softmax(out, dim=1)[:, :self.n_agents]  # the synthetic row of exs_net is withheld
-        total = shares * budget_ext[:, None, :]
-        alloc = torch.minimum(torch.clamp(total - past, min=0.0), demands)
-        used = alloc.sum(dim=1, keepdim=True)
-        scale = torch.where(used > budget[:, None, :], budget[:, None, :] / torch.where(used > 0, used, 1.0), 1.0)
-        return alloc * scale
+            return linear
+        return torch.softmax(out, dim=1)[:, :self.n_agents]  # the synthetic row of exs_net is withheld
+
+
+class MechanismEnsemble(nn.Module):
+    """Networks of one architecture and size, trained apart, allocating by their mean control.
+
+    ``forward`` has :class:`MechanismNet`'s contract. Every member computes its control
+    (:meth:`MechanismNet.control`: RPF-Net's linear term, or ExS-Net's / the softmax network's
+    shares) and the ensemble allocates by the members' mean through the architecture's output
+    layer, so an RPF-Net ensemble is again PF regularised by one linear term
+    ``z = mean_k z_k >= 0``, and a share ensemble again divides the budget by shares summing to
+    at most 1. Averaging independently trained networks (bagging) keeps what they share and
+    damps what each one's training happened to learn. Members may differ in width, depth,
+    trunk, inputs and ``regularised`` form.
+    """
+
+    def __init__(self, members: list[MechanismNet]):
+        super().__init__()
+        if not members or not all(isinstance(m, MechanismNet) for m in members):
+            raise ValueError("an ensemble needs at least one MechanismNet (an ensemble's members are not ensembles)")
+        first = members[0]
+        for k, m in enumerate(members[1:], start=1):
+            if (m.architecture, m.n_agents, m.n_resources) != (first.architecture, first.n_agents, first.n_resources):
+                raise ValueError(f"ensemble member {k} is a {m.architecture} for (N, M) = {(m.n_agents, m.n_resources)}, "
+                                 f"member 0 a {first.architecture} for {(first.n_agents, first.n_resources)}")
+        self.members = nn.ModuleList(members)
+        self.architecture, self.n_agents, self.n_resources = first.architecture, first.n_agents, first.n_resources
+
+    def config(self) -> dict:
+        """The members' constructor arguments, for checkpoints."""
+        return {"architecture": self.architecture, "n_agents": self.n_agents, "n_resources": self.n_resources,
+                "members": [m.config() for m in self.members]}
+
+    def forward(self, values, demands, budget, past=None, network_gradient: bool = True) -> torch.Tensor:
+        past = torch.zeros_like(values) if past is None else past
+        controls = [m.control(values, demands, budget, past, network_gradient) for m in self.members]
+        control = torch.stack(controls).mean(dim=0)
+        return allocate_from_control(self.architecture, control, values, demands, budget, past)
+
+
+def build_network(config: dict) -> MechanismNet | MechanismEnsemble:
+    """The (untrained) network described by ``config``, as :meth:`MechanismNet.config` or
+    :meth:`MechanismEnsemble.config` wrote it."""
+    if "members" in config:
+        return MechanismEnsemble([MechanismNet(**member) for member in config["members"]])
+    return MechanismNet(**config)
+
+
+def _safe_budget(budget: torch.Tensor) -> torch.Tensor:
+    """``budget (B, M)`` as ``(B, 1, M)`` with zeros replaced by ones, for dividing by."""
+    return torch.where(budget > 0, budget, torch.ones_like(budget))[:, None, :]
+
+
+def allocate_from_control(architecture: str, control, values, demands, budget, past) -> torch.Tensor:
+    """The allocation ``(B, N, M)`` that ``architecture``'s output layer gives for the network's
+    ``control`` (:meth:`MechanismNet.control`) on reports ``(B, N, M)``, budget ``(B, M)`` and bias
+    ``past (B, N, M)``: RPF-Net's regularised PF program, or the shares of the extended budget."""
+    if architecture == "rpf_net":
+        return proportional_fairness_torch(values, demands, budget, past, linear=control)
+    total = control * (budget + past.sum(dim=-2))[:, None, :]
+    alloc = torch.minimum(torch.clamp(total - past, min=0.0), demands)
+    used = alloc.sum(dim=1, keepdim=True)
+    scale = torch.where(used > budget[:, None, :], budget[:, None, :] / torch.where(used > 0, used, 1.0), 1.0)
+    return alloc * scale

@@ -225,17 +225,17 @@ def test_cli_contended_options_reach_the_config_and_the_recorded_command(tmp_pat
 
 
 def test_cli_fine_tunes_shipped_weights(tmp_path):
-    """--init-weights: a run from the shipped 2x2 RPF-Net records the file in its configuration and
+    """--init-weights: a run from the shipped 2x2 ExS-Net records the file in its configuration and
     starts from its weights; a file whose network does not match the options is a usage error."""
     from mechzoo.mechanisms.learned import load_model, shipped_weights_path
 
-    shipped = str(shipped_weights_path("rpf_net", 2, 2))
-    args = ["train-mechanism", "rpf-net", "--agents", "2", "--resources", "2", "--steps", "1", "--batch-size", "4",
+    shipped = str(shipped_weights_path("exs_net", 2, 2))
+    args = ["train-mechanism", "exs-net", "--agents", "2", "--resources", "2", "--steps", "1", "--batch-size", "4",
             "--train-size", "8", "--restarts", "0", "--lr", "1e-12", "--init-weights", shipped, "--out", str(tmp_path)]
     assert cli_main(args) == 0
     record = json.loads((tmp_path / "record.json").read_text())
     assert record["config"]["init_weights"] == shipped and "--init-weights" in record["command"]
-    tuned, start = load_model(str(tmp_path / "rpf_net_2x2.pt")), load_model(shipped)
+    tuned, start = load_model(str(tmp_path / "exs_net_2x2.pt")), load_model(shipped)
     for name, weight in start.state_dict().items():  # one step of size 1e-12 leaves them where they were
         torch.testing.assert_close(tuned.state_dict()[name], weight, rtol=0, atol=1e-9)
     assert cli_main(args[:-1] + [str(tmp_path / "set"), "--trunk", "set"]) == 2
