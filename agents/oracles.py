@@ -242,7 +242,7 @@ class DemandPatternOracle(Oracle):
 
     Dropping a demand or claiming a resource in full are the moves that switch a contended-only
     linear term (RPF-Net's ``regularised="contended"``) off or on; that switch is a step in the
-    reports, so gradient ascent cannot cross it, and random draws seldom drop a demand to exactly zero.
+    reports, so gradient ascent cannot cross it, and random draws do not drop a demand to exactly zero.
     """
 
     def __init__(self, space: ReportSpace | None = None):

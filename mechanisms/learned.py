@@ -57,16 +57,26 @@ def load_model(path: str | Path) -> Network:
     """The :class:`MechanismNet` or :class:`MechanismEnsemble` saved at ``path`` (by
     :func:`save_model`, :func:`combine_models` or a training checkpoint). Loaded once per version
     of the file: a file written again is read again."""
+    return _load_saved(path)[0]
+
+
+def saved_record(path: str | Path) -> dict:
+    """The training record saved with the weights at ``path`` (``{}`` for a training checkpoint)."""
+    return copy.deepcopy(_load_saved(path)[1])
+
+
+def _load_saved(path: str | Path) -> tuple[Network, dict]:
+    """The network and the record saved at ``path``, read once per version (modification time, size)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no weights file at {path}")
     stat = path.stat()
-    return _load_model(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return _read_saved(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=32)
-def _load_model(path: str, mtime_ns: int, size: int) -> Network:
-    """:func:`load_model` for one version (modification time, size) of the file at ``path``."""
+def _read_saved(path: str, mtime_ns: int, size: int) -> tuple[Network, dict]:
+    """:func:`_load_saved` for one version of the file at ``path``."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if "model_config" in saved:  # a training checkpoint: the network sits beside the training state
@@ -76,13 +86,7 @@ def _load_model(path: str, mtime_ns: int, size: int) -> Network:
     except (KeyError, TypeError, RuntimeError, OSError) as err:
         raise ValueError(f"{path} is not a mechzoo mechanism checkpoint: {err}") from err
     model.eval()
-    return model
-
-
-def saved_record(path: str | Path) -> dict:
-    """The training record saved with the weights at ``path`` (``{}`` for a training checkpoint)."""
-    load_model(str(path))  # checks that the file is a mechanism checkpoint
-    return torch.load(path, map_location="cpu", weights_only=True).get("record", {})
+    return model, saved.get("record", {})
 
 
 def combine_models(paths: list[str | Path], out: str | Path, command: str = "") -> MechanismEnsemble:
@@ -125,18 +129,22 @@ def learned_mechanism(architecture: str, weights_path: str | Path | None = None,
     if model is not None and model.architecture != architecture:
         raise ValueError(f"the weights are a {model.architecture}, not a {architecture}")
 
+    shipped: dict[tuple[int, int], Network] = {}  # loaded once per size, not on every allocation
+
     def network(n: int, m: int) -> Network:
         if model is not None:
             if (model.n_agents, model.n_resources) != (n, m):
                 raise ValueError(f"this {architecture} was trained for (N, M) = {(model.n_agents, model.n_resources)}, "
                                  f"got reports for {(n, m)}; train one with: {train_command(architecture, n, m)}")
             return model
-        path = shipped_weights_path(architecture, n, m)
-        if not path.is_file():
-            raise ValueError(f"no shipped {architecture} weights for N={n} agents and M={m} resources; train them "
-                             f"with `{train_command(architecture, n, m)}` and pass "
-                             f"weights_path='DIR/{architecture}_{n}x{m}.pt' to make_one_shot")
-        return load_model(str(path))
+        if (n, m) not in shipped:
+            path = shipped_weights_path(architecture, n, m)
+            if not path.is_file():
+                raise ValueError(f"no shipped {architecture} weights for N={n} agents and M={m} resources; train "
+                                 f"them with `{train_command(architecture, n, m)}` and pass "
+                                 f"weights_path='DIR/{architecture}_{n}x{m}.pt' to make_one_shot")
+            shipped[n, m] = load_model(path)
+        return shipped[n, m]
 
     def allocate_torch(values, demands, budget, past=None) -> torch.Tensor:
         values, demands, budget = (_tensor(t) for t in (values, demands, budget))

@@ -50,6 +50,7 @@ def test_run_writes_ratios_and_resumes(tmp_path):
 def test_program_only_oracle_is_applied_to_rpf_net_and_labelled(tmp_path):
     """``rpf_network_gradient=False``: RPF-Net (by name or weights file) is searched through its PF
     program only, the row says so, and the allocation (so the NSW) is unchanged."""
+    from mechzoo.mechanisms import make_one_shot
     from mechzoo.mechanisms.learned import shipped_weights_path
 
     kwargs = dict(profiles=40, oracle_steps=5, oracle_from_truth=True)
@@ -63,5 +64,4 @@ def test_program_only_oracle_is_applied_to_rpf_net_and_labelled(tmp_path):
         assert program[label]["nsw"] == full[label]["nsw"]
     assert program["rpf_net"]["exploitability"] == program["file"]["exploitability"]
     with pytest.raises(ValueError, match="by name or weights file"):
-        from mechzoo.mechanisms import make_one_shot
         run(tmp_path / "object", 2, 2, {"r": make_one_shot("rpf_net")}, rpf_network_gradient=False, **kwargs)
