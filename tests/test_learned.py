@@ -137,7 +137,7 @@ def test_sama_and_independent_with_shipped_exs_net_are_feasible():
         alloc = meta.rollout(values, demands, budget)
         assert (alloc >= 0).all() and (alloc <= demands + 1e-12).all()
         assert (alloc.sum(axis=(-3, -2)) <= budget + 1e-9).all()
-    # the shipped 10x3 RPF-Net (set trunk) serves SAMA's bias-extended rounds too
+    # the shipped 10x3 RPF-Net (the mean of four set-trunk networks) serves SAMA's bias-extended rounds too
     values = rng.uniform(0.1, 1, (3, 10, 3))
     demands = rng.uniform(0.1, 1, (3, 3, 10, 3)) * (rng.random((3, 3, 10, 3)) < 0.5)
     for meta in (SAMA("rpf_net"), Independent("rpf_net")):
