@@ -279,24 +279,24 @@ def ship(sources: list[str | Path], weights_dir: Path = WEIGHTS_DIR) -> dict:
     manifest.setdefault("weights", {})
     for source in map(Path, sources):
         if source.is_file():
-            model, record = load_model(str(source)), saved_record(source)
-            architecture, n, m = model.architecture, model.n_agents, model.n_resources
+            weights_file, record = source, saved_record(source)
             if "members" not in record:
                 raise ValueError(f"{source} is not an ensemble written by combine-mechanisms; ship its run folder")
             members = [{k: member["record"][k] for k in ("command", "steps_done", "train_seconds")}
                        for member in record["members"]]
             entry = {"command": record["command"], "members": members,
                      "train_seconds": sum(member["train_seconds"] for member in members)}
-            weights_file = source
         else:
             record = json.loads((source / "record.json").read_text())
-            architecture, n, m = record["config"]["architecture"], record["config"]["n_agents"], record["config"]["n_resources"]
+            config = record["config"]
+            weights_file = source / f"{config['architecture']}_{config['n_agents']}x{config['n_resources']}.pt"
             entry = {k: record[k] for k in ("command", "steps_done", "train_seconds")}
-            weights_file = source / f"{architecture}_{n}x{m}.pt"
+        model = load_model(weights_file)
+        architecture, n, m = model.architecture, model.n_agents, model.n_resources
         name = f"{architecture}_{n}x{m}"
         shutil.copyfile(weights_file, weights_dir / f"{name}.pt")
         values, demands, budget = training_data("paper", np.random.default_rng(CHECK_SEED), CHECK_PROFILES, n, m)
-        alloc = make_one_shot(architecture, weights_path=weights_dir / f"{name}.pt").allocate(values, demands, budget)
+        alloc = make_one_shot(architecture, model=model).allocate(values, demands, budget)  # the copied bytes' network
         manifest["weights"][f"{name}.pt"] = entry
         manifest["nsw_check"][name] = {
             "architecture": architecture, "n_agents": n, "n_resources": m, "seed": CHECK_SEED,
