@@ -175,7 +175,8 @@ def main(argv=None) -> int:
                             "product the tables report, relative to PF's")
     train.add_argument("--init-weights", default=None, metavar="FILE.pt",
                        help="start from these trained weights (e.g. a shipped model) instead of a random "
-                            "initialisation; the network must match the other options")
+                            "initialisation; the network (every member of an ensemble, which is then trained "
+                            "as a whole) must match the other options")
     train.add_argument("--threads", type=int, default=1, help="threads of torch and of the PF kernel (default: 1)")
     train.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     train.add_argument("--seed", type=int)

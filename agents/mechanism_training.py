@@ -27,6 +27,7 @@ step)``, so a resumed run reproduces an uninterrupted one), and at the end the w
 from __future__ import annotations
 
 import csv
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,7 +41,7 @@ from ..envs.types import UniformBernoulliTypes
 from ..mechanisms.learned import load_model, save_model
 from ..mechanisms import proportional_fairness
 from ..mechanisms.learned_nets import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, INPUTS, REGULARISED, TRUNKS,
-                                        MechanismEnsemble, MechanismNet)
+                                        MechanismEnsemble, MechanismNet, build_network)
 from ..mechanisms.utility import utility
 from .oracles import SERVED_TOLERANCE, DemandPatternOracle, GridOracle, Oracle, RandomOracle, ReportSpace
 
@@ -75,7 +76,9 @@ class TrainingConfig:
     report, relative to PF's on the training data (:func:`welfare_term`). ``init_weights`` is a
     weights file (:func:`~mechzoo.mechanisms.learned.save_model`'s, e.g. a shipped model) whose
     weights replace the random initialisation (fine-tuning); its network must have this
-    configuration's architecture, size, trunk and ``regularised`` form.
+    configuration's architecture, size, width, depth, trunk, inputs and ``regularised`` form. A
+    :class:`MechanismEnsemble` file (each member so configured) is trained as a whole: the
+    misreports are searched against its mean and every member's weights move.
     """
 
     architecture: str = "rpf_net"
@@ -259,7 +262,7 @@ def welfare_term(config: "TrainingConfig", values, demands, utilities: torch.Ten
 class TrainingState:
     """Everything a checkpoint holds."""
 
-    model: MechanismNet
+    model: MechanismNet | MechanismEnsemble
     optimizer: torch.optim.Optimizer
     gamma: torch.Tensor
     mis_values: np.ndarray
@@ -279,7 +282,7 @@ def _initial_state(config: TrainingConfig) -> TrainingState:
         model = MechanismNet(config.architecture, config.n_agents, config.n_resources, config.hidden, config.layers,
                              config.regularised, config.trunk, config.inputs)
     if config.init_weights is not None:
-        _load_initial_weights(model, config.init_weights)
+        model = _load_initial_weights(model, config.init_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gamma = torch.full((config.n_agents,), float(config.gamma_init), dtype=torch.float64)
     # Misreports start at the truth scaled by log-normal factors, inside the report box.
@@ -289,18 +292,24 @@ def _initial_state(config: TrainingConfig) -> TrainingState:
     return TrainingState(model, optimizer, gamma, mis_values, mis_demands, data, nsw_scale=_nsw_scale(config, data))
 
 
-def _load_initial_weights(model: MechanismNet, path: str) -> None:
-    """Copy the weights saved at ``path`` into ``model``; ``ValueError`` if the two networks differ."""
+def _load_initial_weights(model: MechanismNet, path: str) -> MechanismNet | MechanismEnsemble:
+    """``model`` with the weights saved at ``path``, or, if ``path`` holds an ensemble, an ensemble of
+    copies of ``model`` with the members' weights (the whole mean is then trained); ``ValueError``
+    if a saved network's configuration differs from ``model``'s."""
     saved = load_model(path)
+    members = list(saved.members) if isinstance(saved, MechanismEnsemble) else [saved]
+    mine = model.config()
+    for k, member in enumerate(members):
+        theirs = member.config()
+        differ = sorted(key for key in mine if mine[key] != theirs[key])
+        if differ:
+            which = f"member {k} of the ensemble" if isinstance(saved, MechanismEnsemble) else "a network"
+            raise ValueError(f"init_weights {path} holds {which} with other " + ", ".join(
+                f"{key} ({theirs[key]!r}, this run: {mine[key]!r})" for key in differ))
     if isinstance(saved, MechanismEnsemble):
-        raise ValueError(f"init_weights {path} holds an ensemble of {len(saved.members)} networks; "
-                         "start from one of its member files")
-    mine, theirs = model.config(), saved.config()
-    differ = sorted(k for k in mine if mine[k] != theirs[k])
-    if differ:
-        raise ValueError(f"init_weights {path} holds a network with other " + ", ".join(
-            f"{k} ({theirs[k]!r}, this run: {mine[k]!r})" for k in differ))
+        model = MechanismEnsemble([copy.deepcopy(model) for _ in members])
     model.load_state_dict(saved.state_dict())
+    return model
 
 
 def _nsw_scale(config: TrainingConfig, data) -> float:
@@ -329,7 +338,7 @@ def load_checkpoint(path: Path, config: TrainingConfig) -> TrainingState:
         diff = sorted(k for k in mine if mine[k] != theirs.get(k))
         raise ValueError(f"checkpoint {path} was written with other settings ({', '.join(diff)}); "
                          "use the same arguments or another --out")
-    model = MechanismNet(**saved["model_config"])
+    model = build_network(saved["model_config"])
     model.load_state_dict(saved["model"])
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     optimizer.load_state_dict(saved["optimizer"])
@@ -449,7 +458,7 @@ def _welfare_key(config: TrainingConfig) -> str:
 
 
 def train_mechanism(config: TrainingConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
-                    command: str | None = None) -> MechanismNet:
+                    command: str | None = None) -> MechanismNet | MechanismEnsemble:
     """Run Algorithm 1 for ``config.steps`` steps, writing checkpoints and results to ``out_dir``.
 
     ``resume`` continues from ``out_dir/checkpoint.pt`` if it exists (same settings required).

@@ -140,10 +140,41 @@ def test_bad_ensembles_are_refused_with_the_reason(tmp_path):
         combine_models([tmp_path / "ens.pt", tmp_path / "a.pt"], tmp_path / "out.pt")
     with pytest.raises(ValueError, match="no weights file"):
         combine_models([tmp_path / "missing.pt"], tmp_path / "out.pt")
+    save_model(MechanismNet("rpf_net", 2, 2, hidden=8, layers=2), tmp_path / "narrow.pt")
+    combine_models([tmp_path / "a.pt", tmp_path / "narrow.pt"], tmp_path / "mixed.pt")
     config = TrainingConfig("rpf_net", 2, 2, steps=1, batch_size=8, train_size=32, hidden=16, layers=2,
-                            regularised="all", init_weights=str(tmp_path / "ens.pt"))
-    with pytest.raises(ValueError, match="holds an ensemble of 1 networks"):
+                            regularised="all", init_weights=str(tmp_path / "mixed.pt"))
+    with pytest.raises(ValueError, match=r"member 1 of the ensemble with other hidden \(8, this run: 16\)"):
         train_mechanism(config, tmp_path / "run", progress=False)
+
+
+def test_fine_tuning_an_ensemble_trains_every_member_and_resumes(tmp_path):
+    """--init-weights ENS.pt: the run starts from the members' weights, trains the ensemble as one
+    mechanism (every member moves), writes an ensemble of as many networks, and a run stopped at a
+    checkpoint and resumed ends with the same weights as one that ran through."""
+    from mechzoo.agents.mechanism_training import _initial_state
+
+    for seed in (0, 1):
+        save_model(untrained("rpf_net", seed=seed, regularised="contended"), tmp_path / f"m{seed}.pt")
+    start = combine_models([tmp_path / "m0.pt", tmp_path / "m1.pt"], tmp_path / "ens.pt")
+    config = dict(architecture="rpf_net", n_agents=2, n_resources=2, batch_size=8, train_size=32, hidden=16,
+                  layers=2, inner_steps=1, checkpoint_every=2, init_weights=str(tmp_path / "ens.pt"))
+    initial = _initial_state(TrainingConfig(steps=4, **config)).model
+    assert isinstance(initial, MechanismEnsemble) and len(initial.members) == 2
+    for name, weight in start.state_dict().items():
+        assert torch.equal(initial.state_dict()[name], weight)
+    through = train_mechanism(TrainingConfig(steps=4, **config), tmp_path / "through", progress=False)
+    assert isinstance(through, MechanismEnsemble) and len(through.members) == 2
+    for k in range(2):
+        moved = [not torch.equal(w, start.members[k].state_dict()[name])
+                 for name, w in through.members[k].state_dict().items()]
+        assert any(moved), f"member {k} did not move"
+    train_mechanism(TrainingConfig(steps=2, **config), tmp_path / "stopped", progress=False)
+    resumed = train_mechanism(TrainingConfig(steps=4, **config), tmp_path / "stopped", resume=True, progress=False)
+    for name, weight in through.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], weight)
+    saved = load_model(tmp_path / "through" / "rpf_net_2x2.pt")
+    assert isinstance(saved, MechanismEnsemble) and len(saved.members) == 2
 
 
 def test_ship_copies_a_run_and_an_ensemble_with_their_commands_and_check_values(tmp_path):
