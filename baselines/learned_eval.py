@@ -269,6 +269,24 @@ def inference_times(names: list[str], n_agents: int, n_resources: int, profiles:
     return times
 
 
+def _manifest_entry(record: dict, source: Path) -> dict:
+    """What the manifest says about the weights of ``record`` (a training run's or an ensemble's):
+    the command, steps and training seconds, an ensemble's members (their seconds summed), and
+    for a fine-tuned run the entry of the file it started from (``initial_weights``)."""
+    if "members" in record:
+        members = [_manifest_entry(member["record"], source) for member in record["members"]]
+        return {"command": record["command"], "members": members,
+                "train_seconds": sum(member["train_seconds"] for member in members)}
+    entry = {k: record[k] for k in ("command", "steps_done", "train_seconds")}
+    start = record.get("config", {}).get("init_weights")
+    if start is not None:
+        if not Path(start).is_file():
+            raise ValueError(f"{source} was fine-tuned from {start}, which is not there; the manifest needs that "
+                             "file's record to say where the weights came from")
+        entry["initial_weights"] = {"file": start, **_manifest_entry(saved_record(start), Path(start))}
+    return entry
+
+
 def ship(sources: list[str | Path], weights_dir: Path = WEIGHTS_DIR) -> dict:
     """Copy each source's weights into ``weights_dir`` and update ``manifest.json``. A source is a
     training run folder (its ``{arch}_{N}x{M}.pt`` and ``record.json``) or a weights file written by
@@ -282,15 +300,11 @@ def ship(sources: list[str | Path], weights_dir: Path = WEIGHTS_DIR) -> dict:
             weights_file, record = source, saved_record(source)
             if "members" not in record:
                 raise ValueError(f"{source} is not an ensemble written by combine-mechanisms; ship its run folder")
-            members = [{k: member["record"][k] for k in ("command", "steps_done", "train_seconds")}
-                       for member in record["members"]]
-            entry = {"command": record["command"], "members": members,
-                     "train_seconds": sum(member["train_seconds"] for member in members)}
         else:
             record = json.loads((source / "record.json").read_text())
             config = record["config"]
             weights_file = source / f"{config['architecture']}_{config['n_agents']}x{config['n_resources']}.pt"
-            entry = {k: record[k] for k in ("command", "steps_done", "train_seconds")}
+        entry = _manifest_entry(record, source)
         model = load_model(weights_file)
         architecture, n, m = model.architecture, model.n_agents, model.n_resources
         name = f"{architecture}_{n}x{m}"

@@ -204,3 +204,13 @@ def test_ship_copies_a_run_and_an_ensemble_with_their_commands_and_check_values(
     save_model(untrained("exs_net"), tmp_path / "single.pt")
     with pytest.raises(ValueError, match="not an ensemble"):
         ship([tmp_path / "single.pt"], weights)
+    tuned = TrainingConfig("exs_net", 2, 2, steps=1, batch_size=8, train_size=32, hidden=8, layers=1,
+                           init_weights=str(tmp_path / "ens.pt"))
+    train_mechanism(tuned, tmp_path / "tuned", progress=False, command="fine-tune")
+    entry = ship([tmp_path / "tuned"], weights)["weights"]["exs_net_2x2.pt"]
+    assert entry["command"] == "fine-tune" and entry["initial_weights"]["file"] == str(tmp_path / "ens.pt")
+    assert entry["initial_weights"]["command"] == "combine"
+    assert [m["command"] for m in entry["initial_weights"]["members"]] == ["train 0", "train 1"]
+    (tmp_path / "ens.pt").unlink()
+    with pytest.raises(ValueError, match="fine-tuned from .*ens.pt, which is not there"):
+        ship([tmp_path / "tuned"], weights)
