@@ -26,8 +26,8 @@ step)``, so a resumed run reproduces an uninterrupted one), and at the end the w
 """
 from __future__ import annotations
 
-import csv
 import copy
+import csv
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,7 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..envs.types import UniformBernoulliTypes
-from ..mechanisms.learned import load_model, save_model
+from ..mechanisms.learned import load_model, save_model, saved_record
 from ..mechanisms import proportional_fairness
 from ..mechanisms.learned_nets import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, INPUTS, REGULARISED, TRUNKS,
                                         MechanismEnsemble, MechanismNet, build_network)
@@ -474,6 +474,8 @@ def train_mechanism(config: TrainingConfig, out_dir: str | Path, resume: bool = 
         state = _initial_state(config)
     if state.step > config.steps:
         raise ValueError(f"the checkpoint is at step {state.step}, beyond steps={config.steps}")
+    # the starting file's own record, read now: the file at that path may be replaced later (a re-shipped model)
+    initial_record = saved_record(config.init_weights) if config.init_weights is not None else None
     start = time.perf_counter()
     elapsed_before = state.history[-1]["seconds"] if state.history else 0.0
     bar = tqdm(total=config.steps, initial=state.step, disable=not progress, desc=f"train {config.architecture}")
@@ -489,6 +491,8 @@ def train_mechanism(config: TrainingConfig, out_dir: str | Path, resume: bool = 
     bar.close()
     record = {"command": command, "config": config.to_json(), "steps_done": state.step,
               "train_seconds": state.history[-1]["seconds"] if state.history else 0.0, "torch": str(torch.__version__)}
+    if initial_record is not None:
+        record["initial_record"] = initial_record
     save_model(state.model, out / f"{config.architecture}_{config.n_agents}x{config.n_resources}.pt", record)
     (out / "record.json").write_text(json.dumps(record, indent=2))
     _write_history(state.history, out)

@@ -280,10 +280,13 @@ def _manifest_entry(record: dict, source: Path) -> dict:
     entry = {k: record[k] for k in ("command", "steps_done", "train_seconds")}
     start = record.get("config", {}).get("init_weights")
     if start is not None:
-        if not Path(start).is_file():
-            raise ValueError(f"{source} was fine-tuned from {start}, which is not there; the manifest needs that "
-                             "file's record to say where the weights came from")
-        entry["initial_weights"] = {"file": start, **_manifest_entry(saved_record(start), Path(start))}
+        start_record = record.get("initial_record")  # kept at training time by runs since it was added
+        if start_record is None:
+            if not Path(start).is_file():
+                raise ValueError(f"{source} was fine-tuned from {start}, which is not there; the manifest needs "
+                                 "that file's record to say where the weights came from")
+            start_record = saved_record(start)
+        entry["initial_weights"] = {"file": start, **_manifest_entry(start_record, Path(start))}
     return entry
 
 

@@ -1,4 +1,6 @@
 """Ensembles of learned mechanisms: mean control, feasibility, persistence, CLI and errors."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -211,6 +213,11 @@ def test_ship_copies_a_run_and_an_ensemble_with_their_commands_and_check_values(
     assert entry["command"] == "fine-tune" and entry["initial_weights"]["file"] == str(tmp_path / "ens.pt")
     assert entry["initial_weights"]["command"] == "combine"
     assert [m["command"] for m in entry["initial_weights"]["members"]] == ["train 0", "train 1"]
-    (tmp_path / "ens.pt").unlink()
+    (tmp_path / "ens.pt").unlink()  # the run kept the starting file's record: shipping still says where it began
+    assert ship([tmp_path / "tuned"], weights)["weights"]["exs_net_2x2.pt"] == entry
+    record_path = tmp_path / "tuned" / "record.json"
+    record = json.loads(record_path.read_text())
+    del record["initial_record"]  # as runs recorded before the record was kept
+    record_path.write_text(json.dumps(record))
     with pytest.raises(ValueError, match="fine-tuned from .*ens.pt, which is not there"):
         ship([tmp_path / "tuned"], weights)
