@@ -271,6 +271,7 @@ class TrainingState:
     step: int = 0
     history: list[dict] = field(default_factory=list)
     nsw_scale: float = 1.0  # PF's mean NSW on the data (welfare="nsw"), recomputed from the data on loading
+    initial_record: dict | None = None  # the init_weights file's record, read with its weights (it may be replaced later)
 
 
 def _initial_state(config: TrainingConfig) -> TrainingState:
@@ -281,15 +282,18 @@ def _initial_state(config: TrainingConfig) -> TrainingState:
         torch.manual_seed(config.seed)
         model = MechanismNet(config.architecture, config.n_agents, config.n_resources, config.hidden, config.layers,
                              config.regularised, config.trunk, config.inputs)
+    initial_record = None
     if config.init_weights is not None:
         model = _load_initial_weights(model, config.init_weights)
+        initial_record = saved_record(config.init_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gamma = torch.full((config.n_agents,), float(config.gamma_init), dtype=torch.float64)
     # Misreports start at the truth scaled by log-normal factors, inside the report box.
     values, demands, _ = data
     scale = np.exp(0.3 * rng.standard_normal((2,) + values.shape))
     mis_values, mis_demands = config.space.clip(values * scale[0], demands * scale[1])
-    return TrainingState(model, optimizer, gamma, mis_values, mis_demands, data, nsw_scale=_nsw_scale(config, data))
+    return TrainingState(model, optimizer, gamma, mis_values, mis_demands, data, nsw_scale=_nsw_scale(config, data),
+                         initial_record=initial_record)
 
 
 def _load_initial_weights(model: MechanismNet, path: str) -> MechanismNet | MechanismEnsemble:
@@ -297,16 +301,17 @@ def _load_initial_weights(model: MechanismNet, path: str) -> MechanismNet | Mech
     copies of ``model`` with the members' weights (the whole mean is then trained); ``ValueError``
     if a saved network's configuration differs from ``model``'s."""
     saved = load_model(path)
-    members = list(saved.members) if isinstance(saved, MechanismEnsemble) else [saved]
+    ensemble = isinstance(saved, MechanismEnsemble)
+    members = list(saved.members) if ensemble else [saved]
     mine = model.config()
     for k, member in enumerate(members):
         theirs = member.config()
         differ = sorted(key for key in mine if mine[key] != theirs[key])
         if differ:
-            which = f"member {k} of the ensemble" if isinstance(saved, MechanismEnsemble) else "a network"
+            which = f"member {k} of the ensemble" if ensemble else "a network"
             raise ValueError(f"init_weights {path} holds {which} with other " + ", ".join(
                 f"{key} ({theirs[key]!r}, this run: {mine[key]!r})" for key in differ))
-    if isinstance(saved, MechanismEnsemble):
+    if ensemble:
         model = MechanismEnsemble([copy.deepcopy(model) for _ in members])
     model.load_state_dict(saved.state_dict())
     return model
@@ -323,6 +328,7 @@ def save_checkpoint(state: TrainingState, config: TrainingConfig, path: Path) ->
         "optimizer": state.optimizer.state_dict(), "gamma": state.gamma, "step": state.step,
         "mis_values": torch.from_numpy(state.mis_values), "mis_demands": torch.from_numpy(state.mis_demands),
         "data": [torch.from_numpy(np.ascontiguousarray(d)) for d in state.data], "history": json.dumps(state.history),
+        "initial_record": json.dumps(state.initial_record),
     }
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
@@ -345,7 +351,7 @@ def load_checkpoint(path: Path, config: TrainingConfig) -> TrainingState:
     data = tuple(d.numpy() for d in saved["data"])
     return TrainingState(model, optimizer, saved["gamma"], saved["mis_values"].numpy().copy(),
                          saved["mis_demands"].numpy().copy(), data, int(saved["step"]), json.loads(saved["history"]),
-                         _nsw_scale(config, data))
+                         _nsw_scale(config, data), json.loads(saved.get("initial_record", "null")))
 
 
 def _restart_from_candidates(model, values, demands, budget, agents, mis_v, mis_x,
@@ -474,8 +480,6 @@ def train_mechanism(config: TrainingConfig, out_dir: str | Path, resume: bool = 
         state = _initial_state(config)
     if state.step > config.steps:
         raise ValueError(f"the checkpoint is at step {state.step}, beyond steps={config.steps}")
-    # the starting file's own record, read now: the file at that path may be replaced later (a re-shipped model)
-    initial_record = saved_record(config.init_weights) if config.init_weights is not None else None
     start = time.perf_counter()
     elapsed_before = state.history[-1]["seconds"] if state.history else 0.0
     bar = tqdm(total=config.steps, initial=state.step, disable=not progress, desc=f"train {config.architecture}")
@@ -491,8 +495,8 @@ def train_mechanism(config: TrainingConfig, out_dir: str | Path, resume: bool = 
     bar.close()
     record = {"command": command, "config": config.to_json(), "steps_done": state.step,
               "train_seconds": state.history[-1]["seconds"] if state.history else 0.0, "torch": str(torch.__version__)}
-    if initial_record is not None:
-        record["initial_record"] = initial_record
+    if state.initial_record is not None:
+        record["initial_record"] = state.initial_record
     save_model(state.model, out / f"{config.architecture}_{config.n_agents}x{config.n_resources}.pt", record)
     (out / "record.json").write_text(json.dumps(record, indent=2))
     _write_history(state.history, out)

@@ -172,9 +172,13 @@ def test_fine_tuning_an_ensemble_trains_every_member_and_resumes(tmp_path):
                  for name, w in through.members[k].state_dict().items()]
         assert any(moved), f"member {k} did not move"
     train_mechanism(TrainingConfig(steps=2, **config), tmp_path / "stopped", progress=False)
+    combine_models([tmp_path / "m1.pt"], tmp_path / "ens.pt", command="replaced")  # the starting file changes
     resumed = train_mechanism(TrainingConfig(steps=4, **config), tmp_path / "stopped", resume=True, progress=False)
     for name, weight in through.state_dict().items():
         assert torch.equal(resumed.state_dict()[name], weight)
+    # the record names the file the run started from, as it was then, not what sits at that path now
+    record = json.loads((tmp_path / "stopped" / "record.json").read_text())
+    assert len(record["initial_record"]["members"]) == 2 and record["initial_record"]["command"] == ""
     saved = load_model(tmp_path / "through" / "rpf_net_2x2.pt")
     assert isinstance(saved, MechanismEnsemble) and len(saved.members) == 2
 
