@@ -17,6 +17,9 @@ Results go to ``table.csv``, ``table.json``, ``table.png`` (bars relative to PF)
 intervals) in ``--out``; each mechanism's row and per-profile numbers (``rows.json``,
 ``per_profile.json``) are saved as soon as it is done, so a rerun resumes where the last one stopped.
 
+``--compare A B --results DIR ...`` prints A's minus B's exploitability and NSW (fractions of
+PF's) with paired-bootstrap 95% intervals, from earlier evaluations on one test set.
+
 ``--ship RUN_DIR ...`` copies the weights of finished training runs into ``mechanisms/weights/``
 and records their commands, training times and a check value (mean NSW on a fixed test set,
 which ``tests/test_learned.py`` re-computes) in ``mechanisms/weights/manifest.json``.
@@ -86,9 +89,7 @@ def ratios_to_pf(pf: dict, ours: dict, resamples: int = BOOTSTRAP_RESAMPLES, see
     paired-bootstrap intervals (profiles resampled together for both mechanisms), and the
     difference in mean log NSW. ``pf`` and ``ours`` are per-profile arrays ``{"gain", "nsw",
     "log_nsw"}`` (a row's ``per_profile`` from :func:`evaluate_mechanism`)."""
-    rng = np.random.default_rng(seed)
-    size = len(pf["gain"])
-    draws = rng.integers(0, size, (resamples, size))
+    draws = _bootstrap_draws(len(pf["gain"]), resamples, seed)
     out = {}
     for key, name in (("gain", "exploitability"), ("nsw", "nsw")):
         a, b = np.asarray(ours[key]), np.asarray(pf[key])
@@ -97,6 +98,61 @@ def ratios_to_pf(pf: dict, ours: dict, resamples: int = BOOTSTRAP_RESAMPLES, see
         out[f"{name}_vs_pf_low"], out[f"{name}_vs_pf_high"] = (float(q) for q in np.quantile(boot, [0.025, 0.975]))
     out["log_nsw_minus_pf"] = float(np.mean(ours["log_nsw"]) - np.mean(pf["log_nsw"]))
     return out
+
+
+def paired_difference(pf: dict, first: dict, second: dict, resamples: int = BOOTSTRAP_RESAMPLES,
+                      seed: int = 0) -> dict:
+    """``first``'s minus ``second``'s exploitability and NSW, each as a fraction of PF's, on the same
+    profiles, with 95% paired-bootstrap intervals (the three mechanisms resampled together, with
+    the draws of :func:`ratios_to_pf`). Arguments are per-profile arrays ``{"gain", "nsw", ...}``
+    of shape ``(P,)``; returns ``{"exploitability", "exploitability_low", "exploitability_high",
+    "nsw", "nsw_low", "nsw_high"}``."""
+    sizes = {len(r["gain"]) for r in (pf, first, second)} | {len(r["nsw"]) for r in (pf, first, second)}
+    if len(sizes) != 1:
+        raise ValueError(f"paired_difference needs per-profile numbers on the same profiles; got lengths {sizes}")
+    draws = _bootstrap_draws(sizes.pop(), resamples, seed)
+    out = {}
+    for key, name in (("gain", "exploitability"), ("nsw", "nsw")):
+        base, a, b = (np.asarray(r[key], dtype=float) for r in (pf, first, second))
+        boot = (a[draws].mean(axis=1) - b[draws].mean(axis=1)) / base[draws].mean(axis=1)
+        out[name] = float((a.mean() - b.mean()) / base.mean())
+        out[f"{name}_low"], out[f"{name}_high"] = (float(q) for q in np.quantile(boot, [0.025, 0.975]))
+    return out
+
+
+def _bootstrap_draws(size: int, resamples: int, seed: int) -> np.ndarray:
+    """Profile indices ``(resamples, size)`` of the paired bootstrap."""
+    return np.random.default_rng(seed).integers(0, size, (resamples, size))
+
+
+def load_results(folders: list[str | Path]) -> dict[str, dict]:
+    """Per-profile numbers of every row in these ``run`` output folders, merged by label. The
+    folders must share the test set (``table.json``'s setting) and agree on any row they share
+    (PF's, typically), or a ``ValueError`` says which do not."""
+    merged, setting = {}, None
+    for folder in map(Path, folders):
+        table, rows = folder / "table.json", folder / "per_profile.json"
+        if not table.is_file() or not rows.is_file():
+            raise ValueError(f"{folder} holds no evaluation (table.json and per_profile.json)")
+        here = json.loads(table.read_text())["setting"]
+        if setting is not None and here != setting:
+            raise ValueError(f"{folder} was evaluated on another test set ({here}) than the folders before it "
+                             f"({setting}); paired comparisons need the same profiles")
+        setting = here
+        for label, numbers in json.loads(rows.read_text()).items():
+            if label in merged and merged[label] != numbers:
+                raise ValueError(f"row {label!r} differs between {folder} and an earlier folder")
+            merged[label] = numbers
+    return merged
+
+
+def compare(folders: list[str | Path], first: str, second: str) -> dict:
+    """:func:`paired_difference` of rows ``first`` and ``second`` (labels) found in ``folders``."""
+    rows = load_results(folders)
+    missing = [label for label in ("pf", first, second) if label not in rows]
+    if missing:
+        raise ValueError(f"no row {missing} in {[str(f) for f in folders]}; rows there: {sorted(rows)}")
+    return paired_difference(rows["pf"], rows[first], rows[second])
 
 
 def mixture_row(pf: dict, pa: dict, rho: float = MIXTURE_RHO) -> dict:
@@ -210,11 +266,12 @@ def _plot_tradeoff(out: Path, rows: list[dict], title: str) -> None:
     if not rows:
         return
     fig, ax = plt.subplots(figsize=(10, 5))
-    for r, marker in zip(rows, itertools.cycle("osD^vph")):
+    colours = itertools.cycle(plt.get_cmap("tab20").colors)  # 20 before a colour repeats, not 10
+    for r, marker, colour in zip(rows, itertools.cycle("osD^vph"), colours):
         x, y = r["exploitability_vs_pf"], r["nsw_vs_pf"]
         ax.errorbar(x, y, xerr=[[x - r["exploitability_vs_pf_low"]], [r["exploitability_vs_pf_high"] - x]],
                     yerr=[[y - r["nsw_vs_pf_low"]], [r["nsw_vs_pf_high"] - y]], fmt=marker, capsize=2,
-                    label=r["mechanism"])
+                    color=colour, label=r["mechanism"])
     low, high = ax.get_ylim()
     ax.fill_between([0, TARGET_EXPLOITABILITY], TARGET_NSW, max(high, 1.0), color="tab:green", alpha=0.12,
                     label=f"target: expl. <= {TARGET_EXPLOITABILITY:g} and NSW >= {TARGET_NSW:g} of PF's")
@@ -345,6 +402,11 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--ship", nargs="*", metavar="RUN_DIR|FILE.pt",
                         help="ship these training runs' (or combined ensembles') weights and exit")
+    parser.add_argument("--compare", nargs=2, metavar=("LABEL_A", "LABEL_B"),
+                        help="print A's minus B's exploitability and NSW (fractions of PF's, paired-bootstrap "
+                             "95%% intervals) from the evaluations in --results, and exit")
+    parser.add_argument("--results", nargs="*", default=[], metavar="DIR",
+                        help="output folders of earlier evaluations on one test set (for --compare)")
     parser.add_argument("--timing", action="store_true",
                         help="only time inference of --mechanisms (best of 5, 1000 profiles), relative to exs_net")
     args = parser.parse_args(argv)
@@ -358,6 +420,17 @@ def main(argv=None) -> None:
         return
     if args.ship:
         print(json.dumps(ship(args.ship), indent=2))
+        return
+    if args.compare:
+        if not args.results:
+            parser.error("--compare needs --results DIR [DIR ...]")
+        try:
+            diff = compare(args.results, *args.compare)
+        except ValueError as err:
+            parser.error(str(err))
+        for name in ("exploitability", "nsw"):
+            print(f"{name} / PF's, {args.compare[0]} minus {args.compare[1]}: {diff[name]:+.4f} "
+                  f"[{diff[f'{name}_low']:+.4f}, {diff[f'{name}_high']:+.4f}]")
         return
     mechanisms: dict[str, object] = {name: name for name in args.mechanisms}
     for item in args.extra:

@@ -1,10 +1,11 @@
-"""The learned-mechanism evaluation harness: ratios to PF with paired-bootstrap intervals, resume."""
+"""The learned-mechanism evaluation harness: ratios to PF with paired-bootstrap intervals, resume,
+paired comparisons of saved evaluations."""
 import json
 
 import numpy as np
 import pytest
 
-from mechzoo.baselines.learned_eval import format_table, ratios_to_pf, run
+from mechzoo.baselines.learned_eval import compare, format_table, main, paired_difference, ratios_to_pf, run
 
 
 def rows_with(gain, nsw, log_nsw):
@@ -25,6 +26,49 @@ def test_ratios_to_pf_are_ratios_of_means_with_paired_intervals():
     # noise independent of PF's gains widens the interval around the ratio of the means
     noisy = ratios_to_pf(pf, rows_with(rng.exponential(0.2, 300), nsw, np.log(nsw)))
     assert noisy["exploitability_vs_pf_low"] < noisy["exploitability_vs_pf"] < noisy["exploitability_vs_pf_high"]
+
+
+def test_paired_difference_is_the_difference_of_ratios_with_a_paired_interval():
+    rng = np.random.default_rng(1)
+    gain, nsw = rng.exponential(1.0, 400), rng.uniform(0.5, 1.0, 400)
+    pf = rows_with(gain, nsw, np.log(nsw))
+    half, fifth = rows_with(gain / 2, nsw, np.log(nsw)), rows_with(gain / 5, nsw * 0.98, np.log(nsw * 0.98))
+    diff = paired_difference(pf, fifth, half)
+    # every profile's gain moves by the same fraction of PF's: the interval is the point
+    assert diff["exploitability"] == pytest.approx(0.2 - 0.5)
+    assert diff["exploitability_low"] == pytest.approx(-0.3) == pytest.approx(diff["exploitability_high"])
+    assert diff["nsw"] == pytest.approx(-0.02) == pytest.approx(diff["nsw_low"])
+    assert diff == paired_difference(pf, fifth, half)  # the draws are seeded
+    # it is the difference of the two ratios to PF, on the same draws
+    noisy = rows_with(rng.exponential(0.3, 400), nsw, np.log(nsw))
+    a, b = ratios_to_pf(pf, noisy), ratios_to_pf(pf, half)
+    diff = paired_difference(pf, noisy, half)
+    assert diff["exploitability"] == pytest.approx(a["exploitability_vs_pf"] - b["exploitability_vs_pf"])
+    assert diff["exploitability_low"] < diff["exploitability"] < diff["exploitability_high"]
+    with pytest.raises(ValueError, match="same profiles"):
+        paired_difference(pf, rows_with(gain[:10], nsw[:10], nsw[:10]), half)
+
+
+def test_compare_reads_rows_from_several_evaluations_of_one_test_set(tmp_path, capsys):
+    kwargs = dict(profiles=60, oracle_restarts=1, oracle_steps=2, oracle_pool=4)
+    run(tmp_path / "a", 2, 2, {"pf": "pf", "equal": "equal"}, **kwargs)
+    run(tmp_path / "b", 2, 2, {"pf": "pf", "pa": "pa"}, **kwargs)
+    per_a = json.loads((tmp_path / "a" / "per_profile.json").read_text())
+    per_b = json.loads((tmp_path / "b" / "per_profile.json").read_text())
+    diff = compare([tmp_path / "a", tmp_path / "b"], "equal", "pa")
+    assert diff == paired_difference(per_a["pf"], per_a["equal"], per_b["pa"])
+    assert diff["exploitability"] < 0  # the uniform rule gains nothing, PA's random pool finds something
+    main(["--compare", "equal", "pa", "--results", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert f"{diff['exploitability']:+.4f}" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no row"):
+        compare([tmp_path / "a"], "equal", "pa")
+    run(tmp_path / "other", 2, 2, {"pf": "pf"}, **{**kwargs, "seed": 5})
+    with pytest.raises(ValueError, match="another test set"):
+        compare([tmp_path / "a", tmp_path / "other"], "pf", "equal")
+    with pytest.raises(ValueError, match="holds no evaluation"):
+        compare([tmp_path / "missing"], "pf", "equal")
+    with pytest.raises(SystemExit):
+        main(["--compare", "equal", "pa"])  # no --results
 
 
 def test_run_writes_ratios_and_resumes(tmp_path):
