@@ -127,8 +127,8 @@ def _bootstrap_draws(size: int, resamples: int, seed: int) -> np.ndarray:
 
 def load_results(folders: list[str | Path]) -> dict[str, dict]:
     """Per-profile numbers of every row in these ``run`` output folders, merged by label. The
-    folders must share the test set (``table.json``'s setting) and agree on any row they share
-    (PF's, typically), or a ``ValueError`` says which do not."""
+    folders must share the test set (``table.json``'s setting) and agree, up to round-off, on any
+    row they share (PF's, typically), or a ``ValueError`` says which do not."""
     merged, setting = {}, None
     for folder in map(Path, folders):
         table, rows = folder / "table.json", folder / "per_profile.json"
@@ -140,10 +140,18 @@ def load_results(folders: list[str | Path]) -> dict[str, dict]:
                              f"({setting}); paired comparisons need the same profiles")
         setting = here
         for label, numbers in json.loads(rows.read_text()).items():
-            if label in merged and merged[label] != numbers:
+            if label in merged and not _same_numbers(merged[label], numbers):
                 raise ValueError(f"row {label!r} differs between {folder} and an earlier folder")
             merged[label] = numbers
     return merged
+
+
+def _same_numbers(first: dict, second: dict) -> bool:
+    """Whether two rows' per-profile numbers agree up to round-off (a rerun with another thread
+    count may differ in the last digits)."""
+    return first.keys() == second.keys() and all(
+        np.shape(first[k]) == np.shape(second[k]) and np.allclose(first[k], second[k], rtol=1e-9, atol=1e-12)
+        for k in first)
 
 
 def compare(folders: list[str | Path], first: str, second: str) -> dict:

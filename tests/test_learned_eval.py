@@ -65,6 +65,16 @@ def test_compare_reads_rows_from_several_evaluations_of_one_test_set(tmp_path, c
     run(tmp_path / "other", 2, 2, {"pf": "pf"}, **{**kwargs, "seed": 5})
     with pytest.raises(ValueError, match="another test set"):
         compare([tmp_path / "a", tmp_path / "other"], "pf", "equal")
+    # PF's row agrees up to round-off across folders; a real difference is refused
+    path = tmp_path / "b" / "per_profile.json"
+    largest = int(np.argmax(per_b["pf"]["gain"]))
+    per_b["pf"]["gain"][largest] *= 1 + 1e-13
+    path.write_text(json.dumps(per_b))
+    assert compare([tmp_path / "a", tmp_path / "b"], "equal", "pa") == pytest.approx(diff)
+    per_b["pf"]["gain"][largest] *= 1.01
+    path.write_text(json.dumps(per_b))
+    with pytest.raises(ValueError, match="row 'pf' differs"):
+        compare([tmp_path / "a", tmp_path / "b"], "equal", "pa")
     with pytest.raises(ValueError, match="holds no evaluation"):
         compare([tmp_path / "missing"], "pf", "equal")
     with pytest.raises(SystemExit):
