@@ -106,7 +106,8 @@ def paired_difference(pf: dict, first: dict, second: dict, resamples: int = BOOT
     profiles, with 95% paired-bootstrap intervals (the three mechanisms resampled together, with
     the draws of :func:`ratios_to_pf`). Arguments are per-profile arrays ``{"gain", "nsw", ...}``
     of shape ``(P,)``; returns ``{"exploitability", "exploitability_low", "exploitability_high",
-    "nsw", "nsw_low", "nsw_high"}``."""
+    "nsw", "nsw_low", "nsw_high"}``. A ``ValueError`` if the lengths differ or PF's mean is 0
+    (on the profiles, or in so many resamples that the interval is unbounded)."""
     sizes = {len(r["gain"]) for r in (pf, first, second)} | {len(r["nsw"]) for r in (pf, first, second)}
     if len(sizes) != 1:
         raise ValueError(f"paired_difference needs per-profile numbers on the same profiles; got lengths {sizes}")
@@ -114,9 +115,16 @@ def paired_difference(pf: dict, first: dict, second: dict, resamples: int = BOOT
     out = {}
     for key, name in (("gain", "exploitability"), ("nsw", "nsw")):
         base, a, b = (np.asarray(r[key], dtype=float) for r in (pf, first, second))
-        boot = (a[draws].mean(axis=1) - b[draws].mean(axis=1)) / base[draws].mean(axis=1)
+        if not base.mean() > 0:
+            raise ValueError(f"PF's mean {name} on these profiles is {base.mean():g}; fractions of it are undefined")
+        with np.errstate(divide="ignore", invalid="ignore"):  # resamples where PF's mean is 0
+            boot = (a[draws].mean(axis=1) - b[draws].mean(axis=1)) / base[draws].mean(axis=1)
+        interval = np.quantile(boot, [0.025, 0.975])
+        if not np.isfinite(interval).all():
+            raise ValueError(f"PF's {name} is 0 in too many bootstrap resamples for a 95% interval: "
+                             f"too few profiles where it is positive ({np.count_nonzero(base)} of {base.size})")
         out[name] = float((a.mean() - b.mean()) / base.mean())
-        out[f"{name}_low"], out[f"{name}_high"] = (float(q) for q in np.quantile(boot, [0.025, 0.975]))
+        out[f"{name}_low"], out[f"{name}_high"] = (float(q) for q in interval)
     return out
 
 
