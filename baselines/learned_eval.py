@@ -92,10 +92,8 @@ def ratios_to_pf(pf: dict, ours: dict, resamples: int = BOOTSTRAP_RESAMPLES, see
     draws = _bootstrap_draws(len(pf["gain"]), resamples, seed)
     out = {}
     for key, name in (("gain", "exploitability"), ("nsw", "nsw")):
-        a, b = np.asarray(ours[key]), np.asarray(pf[key])
-        boot = a[draws].mean(axis=1) / b[draws].mean(axis=1)
-        out[f"{name}_vs_pf"] = float(a.mean() / b.mean())
-        out[f"{name}_vs_pf_low"], out[f"{name}_vs_pf_high"] = (float(q) for q in np.quantile(boot, [0.025, 0.975]))
+        out[f"{name}_vs_pf"], out[f"{name}_vs_pf_low"], out[f"{name}_vs_pf_high"] = _ratio_with_interval(
+            np.asarray(ours[key]), np.asarray(pf[key]), draws)
     out["log_nsw_minus_pf"] = float(np.mean(ours["log_nsw"]) - np.mean(pf["log_nsw"]))
     return out
 
@@ -118,19 +116,24 @@ def paired_difference(pf: dict, first: dict, second: dict, resamples: int = BOOT
         if not base.mean() > 0:
             raise ValueError(f"PF's mean {name} on these profiles is {base.mean():g}; fractions of it are undefined")
         with np.errstate(divide="ignore", invalid="ignore"):  # resamples where PF's mean is 0
-            boot = (a[draws].mean(axis=1) - b[draws].mean(axis=1)) / base[draws].mean(axis=1)
-        interval = np.quantile(boot, [0.025, 0.975])
-        if not np.isfinite(interval).all():
+            out[name], out[f"{name}_low"], out[f"{name}_high"] = _ratio_with_interval(a - b, base, draws)
+        if not np.isfinite([out[f"{name}_low"], out[f"{name}_high"]]).all():
             raise ValueError(f"PF's {name} is 0 in too many bootstrap resamples for a 95% interval: "
                              f"too few profiles where it is positive ({np.count_nonzero(base)} of {base.size})")
-        out[name] = float((a.mean() - b.mean()) / base.mean())
-        out[f"{name}_low"], out[f"{name}_high"] = (float(q) for q in interval)
     return out
 
 
 def _bootstrap_draws(size: int, resamples: int, seed: int) -> np.ndarray:
     """Profile indices ``(resamples, size)`` of the paired bootstrap."""
     return np.random.default_rng(seed).integers(0, size, (resamples, size))
+
+
+def _ratio_with_interval(numerator: np.ndarray, base: np.ndarray, draws: np.ndarray) -> tuple[float, float, float]:
+    """``mean(numerator) / mean(base)`` over the profiles (arrays ``(P,)``) and the 2.5% and 97.5%
+    quantiles of the same ratio over the bootstrap resamples ``draws`` ``(R, P)``."""
+    boot = numerator[draws].mean(axis=1) / base[draws].mean(axis=1)
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return float(numerator.mean() / base.mean()), float(low), float(high)
 
 
 def load_results(folders: list[str | Path]) -> dict[str, dict]:
