@@ -14,7 +14,7 @@ best of 5 batched ``allocate`` calls on 1000 profiles (``--timing``), as a ratio
 
 Results go to ``table.csv``, ``table.json``, ``table.png`` (bars relative to PF) and
 ``tradeoff.png`` (NSW against exploitability, both relative to PF, with paired-bootstrap 95%
-intervals) in ``--out``; each mechanism's row and per-profile numbers (``rows.json``,
+intervals, and the line of PF-uniform-rule lotteries when ``equal`` is a row) in ``--out``; each mechanism's row and per-profile numbers (``rows.json``,
 ``per_profile.json``) are saved as soon as it is done, so a rerun resumes where the last one stopped.
 
 ``--compare A B --results DIR ...`` prints A's minus B's exploitability and NSW (fractions of
@@ -186,6 +186,21 @@ def mixture_row(pf: dict, pa: dict, rho: float = MIXTURE_RHO) -> dict:
     return row
 
 
+def lottery_with_pf(rho, other_exploitability_vs_pf: float, other_nsw_vs_pf: float) -> tuple:
+    """Exploitability bound and NSW, both as fractions of PF's, of the lottery that runs PF with
+    probability ``rho`` (in [0, 1], scalar or array) and another mechanism otherwise.
+
+    The NSW is the mean of the two. A misreport's gain in the lottery is the mix of its gains in
+    the two, so the lottery's exploitability is at most the mix of theirs. Against the uniform rule
+    (exploitability 0) this is the line a mechanism must beat: one with less NSW at the same
+    exploitability ratio is no better than a coin flip between PF and that strategy-proof rule.
+    """
+    rho = np.asarray(rho, dtype=float)
+    if np.any((rho < 0) | (rho > 1)):
+        raise ValueError(f"rho (PF's probability in the lottery) must lie in [0, 1], got {rho}")
+    return rho + (1 - rho) * other_exploitability_vs_pf, rho + (1 - rho) * other_nsw_vs_pf
+
+
 def _mechanism(mech, rpf_network_gradient: bool):
     """The mechanism for a registered name, a weights file (``.pt``) or a ready-made mechanism;
     RPF-Net given by name or file gets the gradient view ``rpf_network_gradient``."""
@@ -280,7 +295,8 @@ def _write(out: Path, rows: list[dict], n: int, m: int, profiles: int, seed: int
 
 def _plot_tradeoff(out: Path, rows: list[dict], title: str) -> None:
     """``tradeoff.png``: each mechanism's NSW against its exploitability, both as fractions of PF's,
-    with the paired-bootstrap 95% intervals, and the RPF-Net paper's target region."""
+    with the paired-bootstrap 95% intervals, the RPF-Net paper's target region and, where the
+    uniform rule (``equal``) was evaluated, the line of its lotteries with PF (``lottery_with_pf``)."""
     rows = [r for r in rows if "exploitability_vs_pf" in r]
     if not rows:
         return
@@ -292,10 +308,14 @@ def _plot_tradeoff(out: Path, rows: list[dict], title: str) -> None:
                     yerr=[[y - r["nsw_vs_pf_low"]], [r["nsw_vs_pf_high"] - y]], fmt=marker, capsize=2,
                     color=colour, label=r["mechanism"])
     low, high = ax.get_ylim()
+    uniform = next((r for r in rows if r["mechanism"] == "equal"), None)
+    if uniform is not None:
+        ax.plot(*lottery_with_pf([0.0, 1.0], uniform["exploitability_vs_pf"], uniform["nsw_vs_pf"]), "--",
+                color="grey", linewidth=1, label="lotteries of PF and the uniform rule (expl. at most)")
     ax.fill_between([0, TARGET_EXPLOITABILITY], TARGET_NSW, max(high, 1.0), color="tab:green", alpha=0.12,
                     label=f"target: expl. <= {TARGET_EXPLOITABILITY:g} and NSW >= {TARGET_NSW:g} of PF's")
     ax.set_ylim(min(low, TARGET_NSW - 0.002), max(high, 1.0) + 0.001)
-    ax.set_xlim(left=0)
+    ax.set_xlim(left=-0.02)  # the uniform rule sits at 0
     ax.set_xlabel("exploitability / PF's")
     ax.set_ylabel("NSW / PF's")
     ax.set_title(title)

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from mechzoo.baselines.learned_eval import compare, format_table, main, paired_difference, ratios_to_pf, run
+from mechzoo.baselines.learned_eval import (compare, format_table, lottery_with_pf, main, paired_difference, ratios_to_pf,
+                                            run)
 
 
 def rows_with(gain, nsw, log_nsw):
@@ -124,3 +125,16 @@ def test_program_only_oracle_is_applied_to_rpf_net_and_labelled(tmp_path):
     assert program["rpf_net"]["exploitability"] == program["file"]["exploitability"]
     with pytest.raises(ValueError, match="by name or weights file"):
         run(tmp_path / "object", 2, 2, {"r": make_one_shot("rpf_net")}, rpf_network_gradient=False, **kwargs)
+
+
+def test_lottery_with_pf_mixes_pf_with_the_other_mechanism():
+    # rho = 0 is the other mechanism alone, rho = 1 PF alone; in between, the expected NSW of the
+    # coin flip and the mix of the exploitabilities: PF with probability 0.2 against the uniform
+    # rule (no exploitability, 90.8% of PF's NSW) gives at most 0.2 of PF's exploitability, 0.9264 of its NSW
+    exploitability, nsw = lottery_with_pf([0.0, 0.2, 1.0], 0.0, 0.908)
+    np.testing.assert_allclose(exploitability, [0.0, 0.2, 1.0])
+    np.testing.assert_allclose(nsw, [0.908, 0.9264, 1.0])
+    exploitability, _ = lottery_with_pf(0.5, 0.4, 0.9)
+    assert exploitability == pytest.approx(0.7)
+    with pytest.raises(ValueError, match=r"rho \(PF's probability in the lottery\) must lie in \[0, 1\]"):
+        lottery_with_pf(1.3, 0.0, 0.9)
