@@ -222,16 +222,18 @@ def _mechanism(mech, rpf_network_gradient: bool):
 
 def run(out_dir: str | Path, n_agents: int, n_resources: int, mechanisms: dict[str, object], profiles: int = 500,
         seed: int = 12345, oracle_restarts: int = 8, oracle_steps: int = 100, oracle_pool: int = 256,
-        oracle_from_truth: bool = False, rpf_network_gradient: bool = True) -> list[dict]:
+        oracle_from_truth: bool = False, rpf_network_gradient: bool = True, oracle_fields: str = "both") -> list[dict]:
     """Evaluate ``mechanisms`` (label -> name, mechanism or weights file) and write the tables.
 
     The test set (``profiles`` draws of (17), seeded by ``seed``, independent of the training
     seeds) and the oracle are shared by all mechanisms (``oracle_from_truth``: the paper's
     local ascent from the truthful report instead of restarts from a random pool;
     ``rpf_network_gradient=False``: the oracle's gradient through RPF-Net passes the PF program
-    only, not the network, as the paper's closed-form gradients do). Rows already in
+    only, not the network, as the paper's closed-form gradients do; ``oracle_fields``: what a
+    misreport may change, ``"both"``, ``"values"`` or ``"demands"``, the others truthful). Rows already in
     ``out_dir/rows.json`` are reused (resume).
     """
+    report_space = ReportSpace(fields=oracle_fields)  # checks the fields before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     values, demands, budget = training_data("paper", np.random.default_rng(seed), profiles, n_agents, n_resources)
@@ -244,7 +246,7 @@ def run(out_dir: str | Path, n_agents: int, n_resources: int, mechanisms: dict[s
         mech = _mechanism(mech, rpf_network_gradient)
         program_only = not rpf_network_gradient and mech.name == "rpf_net"
         # A fresh oracle per mechanism, so that a row does not depend on which rows came before it.
-        oracle = GradientOracle(oracle_restarts, oracle_steps, 0.01, ReportSpace(fields="both"), oracle_pool, seed=seed,
+        oracle = GradientOracle(oracle_restarts, oracle_steps, 0.01, report_space, oracle_pool, seed=seed,
                                 from_truth=oracle_from_truth)
         row = evaluate_mechanism(label, mech, values, demands, budget, oracle)
         if program_only:
@@ -430,6 +432,9 @@ def main(argv=None) -> None:
     parser.add_argument("--oracle-start", choices=("pool", "truth"), default="pool",
                         help="pool: restarts from the random pool (default); truth: the paper's local ascent "
                              "from the truthful report (--oracle-restarts and --oracle-pool are then unused)")
+    parser.add_argument("--oracle-fields", choices=("both", "values", "demands"), default="both",
+                        help="what a misreport may change: values and demands (default), or one of them, "
+                             "the other reported truthfully")
     parser.add_argument("--rpf-gradient", choices=("network", "program"), default="network",
                         help="the oracle's gradient through RPF-Net: through the network and the PF program "
                              "(network, default) or the program only, the network's output held constant under "
@@ -477,7 +482,8 @@ def main(argv=None) -> None:
         mechanisms[label] = path
     out = args.out or f"results/learned_eval_{args.agents}x{args.resources}"
     rows = run(out, args.agents, args.resources, mechanisms, args.profiles, args.seed, args.oracle_restarts,
-               args.oracle_steps, args.oracle_pool, args.oracle_start == "truth", args.rpf_gradient == "network")
+               args.oracle_steps, args.oracle_pool, args.oracle_start == "truth", args.rpf_gradient == "network",
+               args.oracle_fields)
     print(format_table(rows, PAPER_TABLE1 if (args.agents, args.resources) == (2, 2) else None))
     for label in dict.fromkeys(row["oracle"] for row in rows):
         print(f"\noracle: {label}")

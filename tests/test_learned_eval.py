@@ -138,3 +138,16 @@ def test_lottery_with_pf_mixes_pf_with_the_other_mechanism():
     assert exploitability == pytest.approx(0.7)
     with pytest.raises(ValueError, match=r"rho \(PF's probability in the lottery\) must lie in \[0, 1\]"):
         lottery_with_pf(1.3, 0.0, 0.9)
+
+
+def test_oracle_fields_restrict_what_a_misreport_may_change(tmp_path):
+    # Under PF a demand misreport alone gains nothing (over-claiming only adds what the agent does
+    # not need); value misreports are where PF's exploitability lives.
+    kwargs = dict(profiles=40, oracle_restarts=2, oracle_steps=10, oracle_pool=16)
+    demands = run(tmp_path / "demands", 2, 2, {"pf": "pf"}, oracle_fields="demands", **kwargs)[0]
+    values = run(tmp_path / "values", 2, 2, {"pf": "pf"}, oracle_fields="values", **kwargs)[0]
+    assert "demands" in demands["oracle"] and "values" in values["oracle"]
+    assert demands["exploitability"] < 1e-9 < values["exploitability"]
+    with pytest.raises(ValueError, match="fields must be one of"):
+        run(tmp_path / "bad", 2, 2, {"pf": "pf"}, oracle_fields="budgets", **kwargs)
+    assert not (tmp_path / "bad").exists()
