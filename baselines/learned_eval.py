@@ -61,6 +61,7 @@ PAPER_TABLE1 = {
 PAPER_TABLE2_INFERENCE = {"pf": 40.1, "pa": 310.0, "exs_net": 1.0, "rpf_net": 114.5}
 MIXTURE_RHO = 0.5
 BOOTSTRAP_RESAMPLES = 2000  # paired bootstrap of the ratios to PF
+NEGLIGIBLE_GAIN = 1e-12  # a mean gain (utility units, utilities ~0.1-1) at or below this is round-off
 TARGET_EXPLOITABILITY, TARGET_NSW = 0.2, 0.99  # the RPF-Net paper's claim at 2x2, as fractions of PF's
 CHECK_PROFILES, CHECK_SEED = 64, 0  # the fixed test set of the shipped weights' check values
 
@@ -88,10 +89,14 @@ def ratios_to_pf(pf: dict, ours: dict, resamples: int = BOOTSTRAP_RESAMPLES, see
     """Exploitability and NSW of a mechanism as fractions of PF's on the same profiles, with 95%
     paired-bootstrap intervals (profiles resampled together for both mechanisms), and the
     difference in mean log NSW. ``pf`` and ``ours`` are per-profile arrays ``{"gain", "nsw",
-    "log_nsw"}`` (a row's ``per_profile`` from :func:`evaluate_mechanism`)."""
+    "log_nsw"}`` (a row's ``per_profile`` from :func:`evaluate_mechanism`). Where PF's mean gain
+    is round-off (at most ``NEGLIGIBLE_GAIN``, as under a demand-only oracle) the exploitability
+    ratio is left out rather than given as a huge or infinite number."""
     draws = _bootstrap_draws(len(pf["gain"]), resamples, seed)
     out = {}
     for key, name in (("gain", "exploitability"), ("nsw", "nsw")):
+        if key == "gain" and not np.mean(pf["gain"]) > NEGLIGIBLE_GAIN:
+            continue  # PF unexploitable under this oracle (demand-only misreports): no fraction of it
         out[f"{name}_vs_pf"], out[f"{name}_vs_pf_low"], out[f"{name}_vs_pf_high"] = _ratio_with_interval(
             np.asarray(ours[key]), np.asarray(pf[key]), draws)
     out["log_nsw_minus_pf"] = float(np.mean(ours["log_nsw"]) - np.mean(pf["log_nsw"]))
@@ -288,11 +293,11 @@ def _write(out: Path, rows: list[dict], n: int, m: int, profiles: int, seed: int
         ax.bar(names, ratio, yerr=[low, high], capsize=3)
         ax.set_title(f"{key} / PF's")
         ax.tick_params(axis="x", rotation=60)
-    fig.suptitle(f"{n} agents x {m} resources, b = N/2, {profiles} test profiles")
+    fig.suptitle(f"{n} agents x {m} resources, b = N/2, {profiles} profiles (seed {seed})")
     fig.tight_layout()
     fig.savefig(out / "table.png", dpi=110)
     plt.close(fig)
-    _plot_tradeoff(out, rows, f"{n} agents x {m} resources, {profiles} test profiles")
+    _plot_tradeoff(out, rows, f"{n} agents x {m} resources, {profiles} profiles (seed {seed})")
 
 
 def _plot_tradeoff(out: Path, rows: list[dict], title: str) -> None:

@@ -148,6 +148,9 @@ def test_oracle_fields_restrict_what_a_misreport_may_change(tmp_path):
     values = run(tmp_path / "values", 2, 2, {"pf": "pf"}, oracle_fields="values", **kwargs)[0]
     assert "demands" in demands["oracle"] and "values" in values["oracle"]
     assert demands["exploitability"] < 1e-9 < values["exploitability"]
+    # no fraction of an exploitability that is round-off: the ratio is left out, the table shows "–"
+    assert "exploitability_vs_pf" not in demands and values["exploitability_vs_pf"] == 1.0
+    assert "| pf |" in format_table([demands]) and format_table([demands]).count("| – |") == 1
     with pytest.raises(ValueError, match="fields must be one of"):
         run(tmp_path / "bad", 2, 2, {"pf": "pf"}, oracle_fields="budgets", **kwargs)
     assert not (tmp_path / "bad").exists()
