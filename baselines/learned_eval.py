@@ -14,8 +14,10 @@ best of 5 batched ``allocate`` calls on 1000 profiles (``--timing``), as a ratio
 
 Results go to ``table.csv``, ``table.json``, ``table.png`` (bars relative to PF) and
 ``tradeoff.png`` (NSW against exploitability, both relative to PF, with paired-bootstrap 95%
-intervals, and the line of PF-uniform-rule lotteries when ``equal`` is a row) in ``--out``; each mechanism's row and per-profile numbers (``rows.json``,
-``per_profile.json``) are saved as soon as it is done, so a rerun resumes where the last one stopped.
+intervals, and the line of PF-uniform-rule lotteries when ``equal`` is a row) in ``--out``; each
+mechanism's row and per-profile numbers (``rows.json``, ``per_profile.json``) are saved as soon
+as it is done, so a rerun resumes where the last one stopped. ``--oracle-fields values|demands``
+lets misreports change only one of the two.
 
 ``--compare A B --results DIR ...`` prints A's minus B's exploitability and NSW (fractions of
 PF's) with paired-bootstrap 95% intervals, from earlier evaluations on one test set.

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from mechzoo.baselines.learned_eval import (compare, format_table, lottery_with_pf, main, paired_difference, ratios_to_pf,
-                                            run)
+from mechzoo.baselines.learned_eval import (compare, format_table, lottery_with_pf, main, paired_difference,
+                                            ratios_to_pf, run)
 
 
 def rows_with(gain, nsw, log_nsw):
