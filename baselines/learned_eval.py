@@ -97,7 +97,7 @@ def ratios_to_pf(pf: dict, ours: dict, resamples: int = BOOTSTRAP_RESAMPLES, see
     draws = _bootstrap_draws(len(pf["gain"]), resamples, seed)
     out = {}
     for key, name in (("gain", "exploitability"), ("nsw", "nsw")):
-        if key == "gain" and not np.mean(pf["gain"]) > NEGLIGIBLE_GAIN:
+        if key == "gain" and not _fractions_of_pf_defined(key, pf[key]):
             continue  # PF unexploitable under this oracle (demand-only misreports): no fraction of it
         out[f"{name}_vs_pf"], out[f"{name}_vs_pf_low"], out[f"{name}_vs_pf_high"] = _ratio_with_interval(
             np.asarray(ours[key]), np.asarray(pf[key]), draws)
@@ -111,8 +111,8 @@ def paired_difference(pf: dict, first: dict, second: dict, resamples: int = BOOT
     profiles, with 95% paired-bootstrap intervals (the three mechanisms resampled together, with
     the draws of :func:`ratios_to_pf`). Arguments are per-profile arrays ``{"gain", "nsw", ...}``
     of shape ``(P,)``; returns ``{"exploitability", "exploitability_low", "exploitability_high",
-    "nsw", "nsw_low", "nsw_high"}``. A ``ValueError`` if the lengths differ or PF's mean is 0
-    (on the profiles, or in so many resamples that the interval is unbounded)."""
+    "nsw", "nsw_low", "nsw_high"}``. A ``ValueError`` if the lengths differ or PF's mean is 0 or
+    round-off (on the profiles, or in so many resamples that the interval is unbounded)."""
     sizes = {len(r["gain"]) for r in (pf, first, second)} | {len(r["nsw"]) for r in (pf, first, second)}
     if len(sizes) != 1:
         raise ValueError(f"paired_difference needs per-profile numbers on the same profiles; got lengths {sizes}")
@@ -120,7 +120,7 @@ def paired_difference(pf: dict, first: dict, second: dict, resamples: int = BOOT
     out = {}
     for key, name in (("gain", "exploitability"), ("nsw", "nsw")):
         base, a, b = (np.asarray(r[key], dtype=float) for r in (pf, first, second))
-        if not base.mean() > 0:
+        if not _fractions_of_pf_defined(key, base):
             raise ValueError(f"PF's mean {name} on these profiles is {base.mean():g}; fractions of it are undefined")
         with np.errstate(divide="ignore", invalid="ignore"):  # resamples where PF's mean is 0
             out[name], out[f"{name}_low"], out[f"{name}_high"] = _ratio_with_interval(a - b, base, draws)
@@ -128,6 +128,12 @@ def paired_difference(pf: dict, first: dict, second: dict, resamples: int = BOOT
             raise ValueError(f"PF's {name} is 0 in too many bootstrap resamples for a 95% interval: "
                              f"too few profiles where it is positive ({np.count_nonzero(base)} of {base.size})")
     return out
+
+
+def _fractions_of_pf_defined(key: str, pf_numbers) -> bool:
+    """Whether fractions of PF's mean ``key`` (``"gain"`` or ``"nsw"``, per-profile ``(P,)``) are
+    defined: its mean NSW must be positive, its mean gain above round-off (``NEGLIGIBLE_GAIN``)."""
+    return float(np.mean(pf_numbers)) > (NEGLIGIBLE_GAIN if key == "gain" else 0.0)
 
 
 def _bootstrap_draws(size: int, resamples: int, seed: int) -> np.ndarray:

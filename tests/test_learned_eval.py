@@ -50,6 +50,8 @@ def test_paired_difference_is_the_difference_of_ratios_with_a_paired_interval():
         paired_difference(pf, rows_with(gain[:10], nsw[:10], nsw[:10]), half)
     with pytest.raises(ValueError, match="PF's mean exploitability"):
         paired_difference(rows_with(0 * gain, nsw, np.log(nsw)), fifth, half)
+    with pytest.raises(ValueError, match="PF's mean exploitability"):  # round-off, as ratios_to_pf treats it
+        paired_difference(rows_with(1e-16 * gain, nsw, np.log(nsw)), fifth, half)
     rare = np.where(np.arange(400) == 0, 1.0, 0.0)  # PF exploitable on one profile of 400
     with pytest.raises(ValueError, match="too many bootstrap resamples"):
         paired_difference(rows_with(rare, nsw, np.log(nsw)), rows_with(rare / 2, nsw, nsw), half)
