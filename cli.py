@@ -73,6 +73,8 @@ TRAINING_OPTIONS = (
     ("steps", int, "outer iterations K"),
     ("batch_size", int, "minibatch size s"),
     ("train_size", int, "training samples L"),
+    ("hidden", int, "units per hidden layer of the trunk (default 128)"),
+    ("layers", int, "hidden layers of the trunk (default 3)"),
     ("lr", float, "Adam step on the weights (alpha)"),
     ("lr_half_life", int, "steps over which the weights' step halves (0: constant)"),
     ("dual_lr", float, "dual step (beta)"),

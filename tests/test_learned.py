@@ -193,6 +193,18 @@ def test_cli_trains_and_resumes(tmp_path):
     assert cli_main(args + ["--threads", "0"]) == 2
 
 
+def test_cli_sets_the_trunk_width_and_depth(tmp_path):
+    assert cli_main(["train-mechanism", "rpf-net", "--agents", "2", "--resources", "2", "--steps", "1",
+                     "--batch-size", "4", "--train-size", "8", "--hidden", "8", "--layers", "1",
+                     "--out", str(tmp_path)]) == 0
+    config = json.loads((tmp_path / "record.json").read_text())["config"]
+    assert (config["hidden"], config["layers"]) == (8, 1)
+    model = load_model(str(tmp_path / "rpf_net_2x2.pt"))
+    assert [p.shape for p in model.trunk.parameters()] == [(8, 8), (8,)]  # one layer of 8 on the 2NM = 8 inputs
+    assert cli_main(["train-mechanism", "rpf-net", "--agents", "2", "--resources", "2", "--hidden", "0",
+                     "--out", str(tmp_path / "bad")]) == 2
+
+
 def test_cli_threads_cap_the_pf_kernel_threads(tmp_path):
     before = numba.get_num_threads()
     try:
