@@ -101,7 +101,7 @@ def _train_mechanism(args) -> None:
     options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "inputs", "welfare", "init_weights",
                                             *(name for name, _, _ in TRAINING_OPTIONS))
                if getattr(args, k) is not None}
-    for name in ("contended_only", "demand_patterns"):
+    for name in ("contended_only", "demand_patterns", "value_patterns"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name) == "yes"
     config = TrainingConfig(architecture=args.architecture.replace("-", "_"), n_agents=args.agents,
@@ -156,15 +156,20 @@ def main(argv=None) -> int:
     train.add_argument("--out", default=None, help="output folder (default: results/<arch>_<N>x<M>_<data>)")
     for name, kind, what in TRAINING_OPTIONS:
         train.add_argument("--" + name.replace("_", "-"), type=kind, help=what)
-    train.add_argument("--regularised", choices=["all", "contended"], default=None,
+    train.add_argument("--regularised", choices=["all", "contended", "profile"], default=None,
                        help="RPF-Net: resources its linear term acts on (default: contended); 'contended' leaves "
-                            "those whose reported demand fits the budget to PF (handed out in full)")
+                            "those whose reported demand fits the budget to PF (handed out in full), 'profile' "
+                            "acts on every resource of a profile with an over-demanded resource and leaves the "
+                            "other profiles to PF")
     train.add_argument("--contended-only", choices=["yes", "no"], default=None,
                        help="train on over-demanded profiles only (the others are PF's and carry no gradient; "
-                            "default: yes with --regularised contended)")
+                            "default: yes with --regularised contended or profile)")
     train.add_argument("--demand-patterns", choices=["yes", "no"], default=None,
                        help="add the 3^M - 1 demand patterns (true values, each demand dropped, truthful or claimed "
                             "in full) to each step's restart candidates (default: no)")
+    train.add_argument("--value-patterns", choices=["yes", "no"], default=None,
+                       help="add the (2^M - 1) x 4 value patterns (true demands, the values of a subset of the "
+                            "resources scaled by 0.1, 0.25, 0.5 or 0.75) to each step's restart candidates (default: no)")
     train.add_argument("--trunk", choices=["mlp", "set"], default=None,
                        help="network trunk: the paper's feed-forward 'mlp' (default) or 'set', permutation-"
                             "equivariant over the agents (one set of weights per agent)")

@@ -40,10 +40,11 @@ from tqdm.auto import tqdm
 from ..envs.types import UniformBernoulliTypes
 from ..mechanisms.learned import load_model, save_model, saved_record
 from ..mechanisms import proportional_fairness
-from ..mechanisms.learned_nets import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, INPUTS, REGULARISED, TRUNKS,
+from ..mechanisms.learned_nets import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, INPUTS, MASKED, REGULARISED, TRUNKS,
                                         MechanismEnsemble, MechanismNet, build_network)
 from ..mechanisms.utility import utility
-from .oracles import SERVED_TOLERANCE, DemandPatternOracle, GridOracle, Oracle, RandomOracle, ReportSpace
+from .oracles import (SERVED_TOLERANCE, DemandPatternOracle, GridOracle, Oracle, RandomOracle, ReportSpace,
+                      ValuePatternOracle)
 
 DATA_KINDS = ("paper", "perturbed", "adversarial")
 WELFARES = ("log", "nsw")  # the designer's welfare term: mean log NSW (eq. 5) or mean NSW (Def. 2)
@@ -64,11 +65,13 @@ class TrainingConfig:
     evaluation oracle's random pool have replaced the stored misreports they beat;
     ``demand_patterns`` adds :class:`DemandPatternOracle`'s ``3**M - 1`` candidates to them (true
     values, each demand dropped, truthful or claimed in full: the misreports that switch RPF-Net's
-    contended-only term on or off, which the ascent cannot cross).
+    contended-only term on or off, which the ascent cannot cross); ``value_patterns`` adds
+    :class:`ValuePatternOracle`'s ``(2**M - 1) * 4`` (true demands, the values of a subset of the
+    resources scaled down: PF's free lever of under-reporting what one receives in full anyway).
     ``regularised`` is RPF-Net's :class:`MechanismNet` option (default ``"contended"`` for
     RPF-Net, ``"all"`` otherwise) and ``contended_only`` draws the training samples from the
     over-demanded profiles alone (:func:`contended_training_data`; default: whenever
-    ``regularised="contended"``). ``trunk`` is the network's trunk (``"mlp"`` or the
+    ``regularised`` is ``"contended"`` or ``"profile"``). ``trunk`` is the network's trunk (``"mlp"`` or the
     permutation-equivariant ``"set"``) and ``inputs`` what it reads
     (:class:`MechanismNet`: ``"all"`` reports, the ``"contended"`` resources' reports, which needs
     RPF-Net's contended form, or all reports and PF's allocation at them, ``"pf"``). ``welfare`` is the term the designer maximises:
@@ -104,6 +107,7 @@ class TrainingConfig:
     misreport_lr: float = 0.02
     restarts: int = 8
     demand_patterns: bool = False
+    value_patterns: bool = False
     space: ReportSpace = field(default_factory=ReportSpace)
     checkpoint_every: int = 100
     init_weights: str | None = None
@@ -116,12 +120,12 @@ class TrainingConfig:
         if self.regularised is None:
             object.__setattr__(self, "regularised", "contended" if self.architecture == "rpf_net" else "all")
         if self.contended_only is None:
-            object.__setattr__(self, "contended_only", self.regularised == "contended")
+            object.__setattr__(self, "contended_only", self.regularised in MASKED)
         if self.regularised not in REGULARISED:
             raise ValueError(f"regularised must be one of {REGULARISED}, got {self.regularised!r}")
-        if self.contended_only and (self.architecture, self.regularised) != ("rpf_net", "contended"):
+        if self.contended_only and (self.architecture != "rpf_net" or self.regularised not in MASKED):
             raise ValueError("contended_only trains on over-demanded profiles alone, which is exact only for "
-                             "rpf_net with regularised='contended' (elsewhere the others carry a gradient too)")
+                             f"rpf_net with regularised in {MASKED} (elsewhere the others carry a gradient too)")
         if self.data not in DATA_KINDS:
             raise ValueError(f"data must be one of {DATA_KINDS}, got {self.data!r}")
         if self.trunk not in TRUNKS:
@@ -142,6 +146,8 @@ class TrainingConfig:
             raise ValueError("dual_lr, epsilon, gamma_init, inner_steps, restarts and lr_half_life must be non-negative")
         if self.demand_patterns and not self.space.searches_demands:
             raise ValueError(f"demand_patterns changes demands; the report space's fields are {self.space.fields!r}")
+        if self.value_patterns and not self.space.searches_values:
+            raise ValueError(f"value_patterns changes values; the report space's fields are {self.space.fields!r}")
         if self.batch_size > self.train_size:
             raise ValueError(f"batch_size {self.batch_size} exceeds train_size {self.train_size}")
 
@@ -197,7 +203,7 @@ def contended_training_data(kind: str, rng: np.random.Generator, size: int, n_ag
     """``size`` profiles of :func:`training_data` conditioned on some resource being over-demanded
     (``sum_i x_im > b_m``), by rejection.
 
-    For RPF-Net with ``regularised="contended"`` the other profiles are allocated by PF whatever
+    For RPF-Net with ``regularised="contended"`` or ``"profile"`` the other profiles are allocated by PF whatever
     the weights (everyone gets its demand: no gain, no gradient), so the training objective on
     this conditional distribution is the one on the full distribution divided by the
     probability of contention: the same minimiser, with every sample carrying signal.
@@ -381,9 +387,11 @@ def _restart_candidates(values: np.ndarray, demands: np.ndarray, config: Trainin
     """Restart candidates per (sample, agent), ``(S, N, R, M)`` values and demands: ``config.restarts``
     draws from the evaluation oracle's random pool (:class:`RandomOracle`: half uniform in the box,
     half the truth scaled by log-normal factors), then, with ``config.demand_patterns``, the
-    ``3**M - 1`` candidates of :class:`DemandPatternOracle`."""
+    ``3**M - 1`` candidates of :class:`DemandPatternOracle` and, with ``config.value_patterns``,
+    those of :class:`ValuePatternOracle`."""
     oracles = ([RandomOracle(config.restarts, config.space, seed=rng)] if config.restarts else []) + \
-        ([DemandPatternOracle(config.space)] if config.demand_patterns else [])
+        ([DemandPatternOracle(config.space)] if config.demand_patterns else []) + \
+        ([ValuePatternOracle(config.space)] if config.value_patterns else [])
     blocks_v, blocks_x = [], []
     for oracle in oracles:
         found = [oracle.candidates(values, demands, i) for i in range(values.shape[1])]  # (S, R_o, M) pairs
@@ -424,7 +432,7 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
     idx = rng.choice(config.train_size, config.batch_size, replace=False)
     values, demands, budget = (torch.from_numpy(d[idx]) for d in state.data)
     model = state.model
-    restarting = config.restarts or config.demand_patterns
+    restarting = config.restarts or config.demand_patterns or config.value_patterns
     candidates = _restart_candidates(values.numpy(), demands.numpy(), config, rng) if restarting else None
     truthful = true_utility(values, demands, model(values, demands, budget))  # (S, N)
     short = ((values * demands).sum(-1) - truthful.detach()) > SERVED_TOLERANCE

@@ -9,6 +9,7 @@ with their search budget.
 * :class:`GridOracle` — exhaustive search over a grid of the report box.
 * :class:`RandomOracle` — uniform samples of the box plus multiplicative perturbations of the truth.
 * :class:`DemandPatternOracle` — the true values with each demand dropped, kept or claimed in full.
+* :class:`ValuePatternOracle` — the true demands with the values of a subset of resources scaled down.
 * :class:`GradientOracle` — RegretNet-style: random restarts, then projected Adam on the
   misreport through a differentiable mechanism (``OneShotMechanism.allocate_torch``).
 """
@@ -261,6 +262,41 @@ class DemandPatternOracle(Oracle):
         cand_x = np.where(levels == 0, 0.0, np.where(levels == 1, truth, self.space.demand_high))
         cand_v = np.broadcast_to(values[:, None, agent], cand_x.shape).copy()
         return cand_v, cand_x
+
+
+class ValuePatternOracle(Oracle):
+    """The ``(2**M - 1) * len(factors)`` misreports that keep the true demands and scale the true
+    values of one non-empty subset of the resources by one of ``factors``, clipped to the box.
+
+    Under PF an agent that receives some resources in full loses nothing by under-reporting its
+    values for them, and the lower its reported utility from them, the more PF gives it of the
+    over-demanded ones (PF ignores a common scale of one agent's values, so lowering a subset is
+    raising the rest). This family holds that lever at every depth, for every subset.
+    """
+
+    def __init__(self, space: ReportSpace | None = None, factors=(0.1, 0.25, 0.5, 0.75), max_candidates: int = 20000):
+        self.space = space or ReportSpace()
+        if not self.space.searches_values:
+            raise ValueError(f"ValuePatternOracle changes values; the space's fields are {self.space.fields!r}")
+        self.factors = np.asarray(factors, dtype=np.float64)
+        if self.factors.ndim != 1 or not len(self.factors) or not ((self.factors > 0) & (self.factors < 1)).all():
+            raise ValueError(f"factors must be a non-empty list of numbers in (0, 1), got {factors!r}")
+        self.max_candidates = max_candidates
+
+    @property
+    def label(self) -> str:
+        return f"value patterns (each subset of resources' values times {self.factors.tolist()}; demands truthful)"
+
+    def candidates(self, values, demands, agent):
+        m = values.shape[-1]
+        count = (2 ** m - 1) * len(self.factors)
+        if count > self.max_candidates:
+            raise ValueError(f"{count} value patterns for M = {m} exceed max_candidates={self.max_candidates}")
+        subsets = np.array(list(itertools.product((False, True), repeat=m)))[1:]  # (2**M - 1, M)
+        scale = np.where(subsets[None], self.factors[:, None, None], 1.0).reshape(-1, m)  # (C, M)
+        cand_v = values[:, None, agent] * scale[None]
+        cand_x = np.broadcast_to(demands[:, None, agent], cand_v.shape)
+        return self.space.clip(cand_v, cand_x.copy())
 
 
 class GradientOracle(Oracle):

@@ -6,7 +6,9 @@
   solved by the batched PF kernel and differentiated implicitly
   (:func:`~mechzoo.mechanisms.pf_grad.proportional_fairness_torch` with ``linear=z``).
   With ``regularised="contended"``, ``z`` is zero on every resource whose reported total
-  demand fits its budget: such a resource is handed out in full, as PF does.
+  demand fits its budget: such a resource is handed out in full, as PF does. With
+  ``regularised="profile"``, ``z`` is zero on every profile without an over-demanded resource
+  (PF's allocation there) and acts on all resources of the others.
 * ``"exs_net"`` (ExS-Net): logits ``s (N+1, M)``, a softmax over the N agents plus one
   synthetic agent per resource, ``a_im = min(p_im b_m, x_im)``; the synthetic agent's share
   is withheld.
@@ -40,7 +42,8 @@ from torch import nn
 from .pf_grad import proportional_fairness_torch
 
 ARCHITECTURES = ("rpf_net", "exs_net", "softmax_net")
-REGULARISED = ("all", "contended")  # which resources RPF-Net's linear term acts on
+REGULARISED = ("all", "contended", "profile")  # which resources RPF-Net's linear term acts on
+MASKED = ("contended", "profile")  # the forms that leave every profile without an over-demanded resource to PF
 TRUNKS = ("mlp", "set")  # the paper's feed-forward trunk; a permutation-equivariant one over the agents
 INPUTS = ("all", "contended", "pf")  # what the network reads: all reports, the contended ones, all plus PF's allocation
 DEFAULT_HIDDEN = 128
@@ -85,7 +88,10 @@ class MechanismNet(nn.Module):
     the network's ``z`` (the RPF-Net paper's closed-form gradients; for measuring what an oracle
     that uses them finds). ``regularised`` (RPF-Net only): ``"all"`` lets the
     linear term act on every resource, ``"contended"`` zeroes it on resources whose reported
-    total demand fits the budget, which PF then hands out in full. ``trunk``: ``"mlp"`` is the
+    total demand fits the budget, which PF then hands out in full; ``"profile"`` zeroes it on
+    profiles where no resource is over-demanded (PF's allocation) and lets it act on every
+    resource of the others, so that it can withhold part of a resource that nobody competes for
+    from an agent whose reported values make that resource look unimportant to it. ``trunk``: ``"mlp"`` is the
     paper's feed-forward network on all ``2NM`` inputs; ``"set"`` is a :class:`SetTrunk` on each
     agent's ``2M`` inputs, whose head gives each agent its own outputs (and ExS-Net's
     withholding row from the mean embedding), so the mechanism treats agents symmetrically.
@@ -184,8 +190,8 @@ class MechanismNet(nn.Module):
         network_reads = (values, demands_ext, budget_ext)
         if not network_gradient:
             network_reads = tuple(t.detach() for t in network_reads)
-        contended = demands.sum(dim=-2) > budget  # (B, M): the resources RPF-Net's "contended" forms act on
-        if self.architecture == "rpf_net" and self.regularised == "contended" and not torch.is_grad_enabled():
+        contended = demands.sum(dim=-2) > budget  # (B, M): the over-demanded resources (RPF-Net's masked forms)
+        if self.architecture == "rpf_net" and self.regularised in MASKED and not torch.is_grad_enabled():
             # inference only: z is masked out on profiles without an over-demanded resource, so the network is
             # run on the others alone (with gradients on, the full batch keeps training's round-off unchanged)
             needed = contended.any(dim=-1)
@@ -198,6 +204,8 @@ class MechanismNet(nn.Module):
             linear = self.n_agents * nn.functional.softplus(out) / _safe_budget(budget_ext)
             if self.regularised == "contended":  # resources whose reported demand fits are PF's: handed out in full
                 linear = linear * contended[:, None, :]
+            elif self.regularised == "profile":  # profiles without an over-demanded resource are PF's
+                linear = linear * contended.any(dim=-1)[:, None, None]
             return linear
         return torch.softmax(out, dim=1)[:, :self.n_agents]  # the synthetic row of exs_net is withheld
 

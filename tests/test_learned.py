@@ -218,11 +218,13 @@ def test_cli_threads_cap_the_pf_kernel_threads(tmp_path):
 @pytest.mark.parametrize("flags,expected", [([], ("contended", True)),
                                             (["--regularised", "all", "--contended-only", "no"], ("all", False)),
                                             (["--contended-only", "no"], ("contended", False)),
+                                            (["--regularised", "profile"], ("profile", True)),
                                             (["--contended-only", "yes"], ("contended", True)),
                                             (["--trunk", "set", "--welfare", "nsw"], ("contended", True)),
                                             (["--inputs", "contended"], ("contended", True)),
                                             (["--inputs", "pf"], ("contended", True)),
-                                            (["--demand-patterns", "yes"], ("contended", True))])
+                                            (["--demand-patterns", "yes"], ("contended", True)),
+                                            (["--value-patterns", "yes"], ("contended", True))])
 def test_cli_contended_options_reach_the_config_and_the_recorded_command(tmp_path, flags, expected):
     args = ["train-mechanism", "rpf-net", "--agents", "2", "--resources", "2", "--steps", "1", "--batch-size", "4",
             "--train-size", "8", "--restarts", "0", "--out", str(tmp_path), *flags]
@@ -230,6 +232,7 @@ def test_cli_contended_options_reach_the_config_and_the_recorded_command(tmp_pat
     record = json.loads((tmp_path / "record.json").read_text())
     assert (record["config"]["regularised"], record["config"]["contended_only"]) == expected
     assert record["config"]["demand_patterns"] == ("--demand-patterns" in flags)
+    assert record["config"]["value_patterns"] == ("--value-patterns" in flags)
     # the recorded command is itself a valid command that gives the same settings
     again = record["command"].split()[1:]
     assert cli_main([a if a != str(tmp_path) else str(tmp_path / "again") for a in again]) == 0
@@ -271,14 +274,14 @@ def test_set_trunk_treats_agents_symmetrically(architecture, inputs):
         MechanismNet(architecture, 2, 2, trunk="transformer")
 
 
-@pytest.mark.parametrize("inputs", ["all", "contended"])
+@pytest.mark.parametrize("regularised,inputs", [("contended", "all"), ("contended", "contended"), ("profile", "all")])
 @pytest.mark.parametrize("trunk", ["mlp", "set"])
-def test_rpf_net_inference_skips_the_network_only_where_no_resource_is_over_demanded(trunk, inputs):
-    """Without gradients the contended-only RPF-Net runs its network on the contended profiles alone; the
+def test_rpf_net_inference_skips_the_network_only_where_no_resource_is_over_demanded(trunk, regularised, inputs):
+    """Without gradients a masked RPF-Net runs its network on the contended profiles alone; the
     allocation equals the full-batch one, and uncontended profiles get PF's allocation."""
     with torch.random.fork_rng():
         torch.manual_seed(2)
-        net = MechanismNet("rpf_net", 3, 2, hidden=16, layers=2, regularised="contended", trunk=trunk, inputs=inputs)
+        net = MechanismNet("rpf_net", 3, 2, hidden=16, layers=2, regularised=regularised, trunk=trunk, inputs=inputs)
         torch.nn.init.constant_(net.head.bias, 0.5)  # a linear term large enough to move the allocation
     v, x, b = (torch.from_numpy(t) for t in training_data("paper", np.random.default_rng(3), 40, 3, 2))
     contended = (x.sum(dim=1) > b).any(dim=1)

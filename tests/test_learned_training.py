@@ -9,7 +9,7 @@ from mechzoo.agents.mechanism_training import (TrainingConfig, _initial_state, _
                                                log_nsw, pf_nsw_scale,
                                                training_data, training_step, true_utility, welfare_term)
 from mechzoo.mechanisms import proportional_fairness
-from mechzoo.agents.oracles import DemandPatternOracle, ReportSpace
+from mechzoo.agents.oracles import DemandPatternOracle, ReportSpace, ValuePatternOracle
 from mechzoo.mechanisms.learned_nets import MechanismNet
 
 
@@ -80,6 +80,19 @@ def test_demand_patterns_join_the_restart_candidates(batch):
         small_config(demand_patterns=True, space=ReportSpace(fields="values"))
 
 
+def test_value_patterns_join_the_restart_candidates(batch):
+    """``value_patterns``: ValuePatternOracle's candidates come after the random draws and the demand patterns."""
+    _, values, demands, _ = batch
+    config = small_config(restarts=3, demand_patterns=True, value_patterns=True)
+    cand_v, cand_x = _restart_candidates(values.numpy(), demands.numpy(), config, np.random.default_rng(0))
+    assert cand_v.shape == cand_x.shape == (len(values), 2, 3 + 8 + 3 * 4, 2)
+    for agent in range(2):
+        pattern_v, pattern_x = ValuePatternOracle().candidates(values.numpy(), demands.numpy(), agent)
+        assert np.array_equal(cand_v[:, agent, 11:], pattern_v) and np.array_equal(cand_x[:, agent, 11:], pattern_x)
+    with pytest.raises(ValueError, match="value_patterns"):
+        small_config(value_patterns=True, space=ReportSpace(fields="demands"))
+
+
 def test_training_step_tries_the_demand_patterns():
     """With no random restarts and no ascent, every stored misreport a step changes is a demand pattern."""
     config = small_config(batch_size=16, restarts=0, inner_steps=0, demand_patterns=True)
@@ -145,6 +158,27 @@ def test_contended_rpf_net_hands_out_resources_whose_demand_fits():
     torch.testing.assert_close(contended[over], everywhere[over])
 
 
+def test_profile_rpf_net_is_pf_without_contention_and_acts_on_every_resource_with_it():
+    """regularised="profile": a profile with no over-demanded resource gets PF's allocation (every
+    demand in full); on the others the term acts as the unmasked one does, on the resources that
+    fit too, where it can withhold."""
+    values, demands, budget = (torch.from_numpy(t) for t in training_data("paper", np.random.default_rng(4), 200, 2, 2))
+    nets = {}
+    for regularised in ("all", "profile"):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            nets[regularised] = MechanismNet("rpf_net", 2, 2, hidden=16, layers=2, regularised=regularised)
+        torch.nn.init.constant_(nets[regularised].head.bias, 3.0)  # a large linear term everywhere
+    with torch.no_grad():
+        profile, everywhere = (nets[k](values, demands, budget) for k in ("profile", "all"))
+    over = demands.sum(1) > budget  # (P, M)
+    quiet = ~over.any(1)
+    assert quiet.any() and torch.equal(profile[quiet], demands[quiet])
+    torch.testing.assert_close(profile[~quiet], everywhere[~quiet])
+    fits_in_contended = (~over & over.any(1, keepdim=True))[:, None, :].expand_as(demands)
+    assert (profile[fits_in_contended] < demands[fits_in_contended] - 1e-3).any()
+
+
 def test_contended_training_data_keeps_only_over_demanded_profiles():
     values, demands, budget = contended_training_data("paper", np.random.default_rng(7), 300, 2, 2)
     assert values.shape == demands.shape == (300, 2, 2) and budget.shape == (300, 2)
@@ -158,6 +192,7 @@ def test_contended_defaults_and_their_validation():
     exs = small_config(architecture="exs_net")
     assert (exs.regularised, exs.contended_only) == ("all", False)
     assert small_config(regularised="all").contended_only is False
+    assert small_config(regularised="profile").contended_only is True
     with pytest.raises(ValueError, match="contended_only"):
         small_config(regularised="all", contended_only=True)
     with pytest.raises(ValueError, match="regularised"):
