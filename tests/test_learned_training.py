@@ -139,17 +139,25 @@ def test_negative_half_life_rejected():
         small_config(lr_half_life=-1)
 
 
-def test_contended_rpf_net_hands_out_resources_whose_demand_fits():
+def _large_term_allocations(forms):
+    """200 2x2 profiles (demands, budget) and, per ``regularised`` form in ``forms``, the allocation
+    that one set of weights with a large linear term everywhere gives under that form."""
     values, demands, budget = (torch.from_numpy(t) for t in training_data("paper", np.random.default_rng(4), 200, 2, 2))
-    fits = (demands.sum(1) <= budget)[:, None, :].expand_as(demands)
-    nets = {}
-    for regularised in ("all", "contended"):
+    allocations = {}
+    for regularised in forms:
         with torch.random.fork_rng():
             torch.manual_seed(0)
-            nets[regularised] = MechanismNet("rpf_net", 2, 2, hidden=16, layers=2, regularised=regularised)
-        torch.nn.init.constant_(nets[regularised].head.bias, 3.0)  # a large linear term everywhere
-    with torch.no_grad():
-        contended, everywhere = (nets[k](values, demands, budget) for k in ("contended", "all"))
+            net = MechanismNet("rpf_net", 2, 2, hidden=16, layers=2, regularised=regularised)
+        torch.nn.init.constant_(net.head.bias, 3.0)
+        with torch.no_grad():
+            allocations[regularised] = net(values, demands, budget)
+    return demands, budget, allocations
+
+
+def test_contended_rpf_net_hands_out_resources_whose_demand_fits():
+    demands, budget, allocations = _large_term_allocations(("all", "contended"))
+    contended, everywhere = allocations["contended"], allocations["all"]
+    fits = (demands.sum(1) <= budget)[:, None, :].expand_as(demands)
     assert torch.equal(contended[fits], demands[fits])  # PF's rule where the demand fits the budget
     assert (everywhere[fits] < demands[fits] - 1e-3).any()  # the unmasked term withholds there
     # on over-demanded resources both act alike: the same weights give the same allocation
@@ -162,15 +170,8 @@ def test_profile_rpf_net_is_pf_without_contention_and_acts_on_every_resource_wit
     """regularised="profile": a profile with no over-demanded resource gets PF's allocation (every
     demand in full); on the others the term acts as the unmasked one does, on the resources that
     fit too, where it can withhold."""
-    values, demands, budget = (torch.from_numpy(t) for t in training_data("paper", np.random.default_rng(4), 200, 2, 2))
-    nets = {}
-    for regularised in ("all", "profile"):
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            nets[regularised] = MechanismNet("rpf_net", 2, 2, hidden=16, layers=2, regularised=regularised)
-        torch.nn.init.constant_(nets[regularised].head.bias, 3.0)  # a large linear term everywhere
-    with torch.no_grad():
-        profile, everywhere = (nets[k](values, demands, budget) for k in ("profile", "all"))
+    demands, budget, allocations = _large_term_allocations(("all", "profile"))
+    profile, everywhere = allocations["profile"], allocations["all"]
     over = demands.sum(1) > budget  # (P, M)
     quiet = ~over.any(1)
     assert quiet.any() and torch.equal(profile[quiet], demands[quiet])
