@@ -388,10 +388,12 @@ def _restart_candidates(values: np.ndarray, demands: np.ndarray, config: Trainin
     draws from the evaluation oracle's random pool (:class:`RandomOracle`: half uniform in the box,
     half the truth scaled by log-normal factors), then, with ``config.demand_patterns``, the
     ``3**M - 1`` candidates of :class:`DemandPatternOracle` and, with ``config.value_patterns``,
-    those of :class:`ValuePatternOracle`."""
+    those of :class:`ValuePatternOracle`; ``None`` when the configuration asks for none."""
     oracles = ([RandomOracle(config.restarts, config.space, seed=rng)] if config.restarts else []) + \
         ([DemandPatternOracle(config.space)] if config.demand_patterns else []) + \
         ([ValuePatternOracle(config.space)] if config.value_patterns else [])
+    if not oracles:
+        return None
     blocks_v, blocks_x = [], []
     for oracle in oracles:
         found = [oracle.candidates(values, demands, i) for i in range(values.shape[1])]  # (S, R_o, M) pairs
@@ -432,8 +434,7 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
     idx = rng.choice(config.train_size, config.batch_size, replace=False)
     values, demands, budget = (torch.from_numpy(d[idx]) for d in state.data)
     model = state.model
-    restarting = config.restarts or config.demand_patterns or config.value_patterns
-    candidates = _restart_candidates(values.numpy(), demands.numpy(), config, rng) if restarting else None
+    candidates = _restart_candidates(values.numpy(), demands.numpy(), config, rng)
     truthful = true_utility(values, demands, model(values, demands, budget))  # (S, N)
     short = ((values * demands).sum(-1) - truthful.detach()) > SERVED_TOLERANCE
     samples, agents = torch.nonzero(short, as_tuple=True)

@@ -295,8 +295,7 @@ class ValuePatternOracle(Oracle):
         subsets = np.array(list(itertools.product((False, True), repeat=m)))[1:]  # (2**M - 1, M)
         scale = np.where(subsets[None], self.factors[:, None, None], 1.0).reshape(-1, m)  # (C, M)
         cand_v = values[:, None, agent] * scale[None]
-        cand_x = np.broadcast_to(demands[:, None, agent], cand_v.shape)
-        return self.space.clip(cand_v, cand_x.copy())
+        return self.space.clip(cand_v, np.broadcast_to(demands[:, None, agent], cand_v.shape))
 
 
 class GradientOracle(Oracle):
