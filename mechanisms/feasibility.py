@@ -28,6 +28,13 @@ def repair_feasibility(allocation: np.ndarray, demands: np.ndarray, budget: np.n
         # Shrink by slightly more than the exact ratio so the recomputed sum cannot exceed it.
         scale = np.where(over, budget / np.where(over, total, 1.0) * (1.0 - 4 * np.finfo(float).eps), 1.0)
         a = a * scale[..., None, :]
+        total = column_totals(a)
+        if np.any(total > budget):
+            # Subnormal amounts (below 2.2e-308) carry too few bits for that margin; their sums are
+            # exact, so taking the excess off each such column's largest entry makes it fit.
+            excess = np.where(total > budget, total - budget, 0.0)
+            largest = np.arange(a.shape[-2])[:, None] == np.argmax(a, axis=-2)[..., None, :]  # (..., N, M)
+            a = np.maximum(a - largest * excess[..., None, :], 0.0)
     return a
 
 

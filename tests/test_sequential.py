@@ -214,6 +214,7 @@ def build(kind: str, name: str, horizon: int):
 @given(instance=sequential_instances())
 @example(instance=(np.full((1, 1), 1e-3), np.full((2, 1, 1), 1e-3), np.array([1e-300])))  # ulps left for round 2
 @example(instance=(np.full((2, 1), 1e-3), np.array([[[2.0], [2e-256]]]), np.array([1.0])))
+@example(instance=(np.zeros((3, 1)), np.array([[[1e-3], [1.0], [1.0]]]), np.array([2.22507386e-313])))  # subnormal budget
 def test_every_round_and_the_horizon_are_feasible(key, instance):
     values, demands, budget = instance
     mech = build(*MECHANISMS[key], horizon=demands.shape[0])

@@ -113,6 +113,7 @@ def instances(draw):
 @settings(max_examples=80, deadline=None)
 @given(instance=instances())
 @example(instance=(np.array([[1e-9]]), np.array([[1.0]]), np.array([2.2250738585072014e-309])))
+@example(instance=(np.zeros((3, 1)), np.array([[1e-3], [1.0], [1.0]]), np.array([2.22507386e-313])))  # subnormal budget
 @example(instance=(np.array([[1.0, 7.33], [0.0, 1.24]]), np.array([[1e6, 1e6], [0.0, 1e-9]]), np.array([1e12, 1.69])))
 @example(instance=(np.array([[1.0, 1.0], [9.0, 1e-9]]), np.array([[6.0, 9.0], [1e-9, 1e6]]), np.array([2.0, 1.0])))
 def test_every_one_shot_mechanism_is_feasible(name, instance):
