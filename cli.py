@@ -98,7 +98,7 @@ def _train_mechanism(args) -> None:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # the PF kernel's prange
-    options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "inputs", "welfare", "init_weights",
+    options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "inputs", "share_prior", "welfare", "init_weights",
                                             *(name for name, _, _ in TRAINING_OPTIONS))
                if getattr(args, k) is not None}
     for name in ("contended_only", "demand_patterns", "value_patterns"):
@@ -177,6 +177,10 @@ def main(argv=None) -> int:
                        help="what the network reads: every resource's reports ('all', default), only those of "
                             "over-demanded resources ('contended', RPF-Net with --regularised contended), or every "
                             "report plus PF's allocation at the reports ('pf')")
+    train.add_argument("--share-prior", choices=["none", "demand"], default=None,
+                       help="ExS-Net and the softmax network: add the log demand shares (and ExS-Net's log slack) "
+                            "to the logits, so that a zero output gives every agent its demand where it fits and "
+                            "the proportional rule where it does not ('demand'), or not ('none', default)")
     train.add_argument("--welfare", choices=["log", "nsw"], default=None,
                        help="welfare term the designer maximises: 'log' NSW (eq. 5, default) or the mean 'nsw' "
                             "product the tables report, relative to PF's")

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from ..envs.types import UniformBernoulliTypes
 from ..mechanisms.learned import load_model, save_model, saved_record
 from ..mechanisms import proportional_fairness
-from ..mechanisms.learned_nets import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, INPUTS, MASKED, REGULARISED, TRUNKS,
+from ..mechanisms.learned_nets import (ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_LAYERS, INPUTS, MASKED, REGULARISED, SHARE_PRIORS, TRUNKS,
                                         MechanismEnsemble, MechanismNet, build_network)
 from ..mechanisms.utility import utility
 from .oracles import (SERVED_TOLERANCE, DemandPatternOracle, GridOracle, Oracle, RandomOracle, ReportSpace,
@@ -74,12 +74,14 @@ class TrainingConfig:
     ``regularised`` is ``"contended"`` or ``"profile"``). ``trunk`` is the network's trunk (``"mlp"`` or the
     permutation-equivariant ``"set"``) and ``inputs`` what it reads
     (:class:`MechanismNet`: ``"all"`` reports, the ``"contended"`` resources' reports, which needs
-    RPF-Net's contended form, or all reports and PF's allocation at them, ``"pf"``). ``welfare`` is the term the designer maximises:
+    RPF-Net's contended form, or all reports and PF's allocation at them, ``"pf"``);
+    ``share_prior`` offsets ExS-Net's and the softmax network's logits (``"demand"``: by the log
+    demand shares, :func:`~mechzoo.mechanisms.learned_nets.demand_prior`). ``welfare`` is the term the designer maximises:
     ``"log"``, the mean log NSW of eq. (5), or ``"nsw"``, the mean NSW product that the tables
     report, relative to PF's on the training data (:func:`welfare_term`). ``init_weights`` is a
     weights file (:func:`~mechzoo.mechanisms.learned.save_model`'s, e.g. a shipped model) whose
     weights replace the random initialisation (fine-tuning); its network must have this
-    configuration's architecture, size, width, depth, trunk, inputs and ``regularised`` form. A
+    configuration's architecture, size, width, depth, trunk, inputs, share prior and ``regularised`` form. A
     :class:`MechanismEnsemble` file (each member so configured) is trained as a whole: the
     misreports are searched against its mean and every member's weights move.
     """
@@ -95,6 +97,7 @@ class TrainingConfig:
     layers: int = DEFAULT_LAYERS
     trunk: str = "mlp"
     inputs: str = "all"
+    share_prior: str = "none"
     welfare: str = "log"
     regularised: str | None = None
     contended_only: bool | None = None
@@ -134,6 +137,10 @@ class TrainingConfig:
             raise ValueError(f"inputs must be one of {INPUTS}, got {self.inputs!r}")
         if self.inputs == "contended" and self.regularised != "contended":
             raise ValueError("inputs='contended' needs rpf_net with regularised='contended'")
+        if self.share_prior not in SHARE_PRIORS:
+            raise ValueError(f"share_prior must be one of {SHARE_PRIORS}, got {self.share_prior!r}")
+        if self.share_prior != "none" and self.architecture == "rpf_net":
+            raise ValueError("share_prior applies to exs_net and softmax_net, not rpf_net")
         if self.welfare not in WELFARES:
             raise ValueError(f"welfare must be one of {WELFARES}, got {self.welfare!r}")
         positive = {"n_agents": self.n_agents, "n_resources": self.n_resources, "steps": self.steps,
@@ -287,7 +294,7 @@ def _initial_state(config: TrainingConfig) -> TrainingState:
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         model = MechanismNet(config.architecture, config.n_agents, config.n_resources, config.hidden, config.layers,
-                             config.regularised, config.trunk, config.inputs)
+                             config.regularised, config.trunk, config.inputs, config.share_prior)
     initial_record = None
     if config.init_weights is not None:
         model = _load_initial_weights(model, config.init_weights)

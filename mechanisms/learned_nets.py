@@ -15,6 +15,13 @@
 * ``"softmax_net"`` (the standard network of the ablation): the same without the synthetic
   agent, ``a_im = min(softmax_i(s_{., m}) b_m, x_im)``.
 
+With ``share_prior="demand"`` (ExS-Net and the softmax network; ours, not the papers') the
+logits are the network's output plus the log of each agent's demand share
+``d_im = min(x_im, b_m) / b_m`` and, for ExS-Net's synthetic agent, of the slack
+``1 - sum_i d_im`` (both floored at ``SHARE_PRIOR_FLOOR``). A zero output then gives everyone
+their demand on a resource whose demand fits and the proportional rule on one that is
+over-demanded, so the network learns corrections to that instead of the demands themselves.
+
 Inputs of the trunk (``2NM`` numbers): the reported values and the reported demands as a
 fraction of the budget, ``min(x_im, b_m) / b_m`` (a demand above the budget gives the same
 feasible set as one equal to it); with ``inputs="pf"`` also PF's allocation at the reports as a
@@ -46,6 +53,8 @@ REGULARISED = ("all", "contended", "profile")  # which resources RPF-Net's linea
 MASKED = ("contended", "profile")  # the forms that leave every profile without an over-demanded resource to PF
 TRUNKS = ("mlp", "set")  # the paper's feed-forward trunk; a permutation-equivariant one over the agents
 INPUTS = ("all", "contended", "pf")  # what the network reads: all reports, the contended ones, all plus PF's allocation
+SHARE_PRIORS = ("none", "demand")  # what ExS-Net's / the softmax network's logits are offset by
+SHARE_PRIOR_FLOOR = 1e-9  # smallest share the demand prior takes the log of (zero demand, no slack)
 DEFAULT_HIDDEN = 128
 DEFAULT_LAYERS = 3
 RPF_INIT_BIAS = -4.0  # softplus(-4) = 0.018: RPF-Net starts next to PF
@@ -102,11 +111,14 @@ class MechanismNet(nn.Module):
     uncontended moves the allocation only through the PF program, as it does under PF;
     ``"pf"`` (any architecture) adds a third block of inputs, PF's allocation at the reports as a
     fraction of the budget (differentiable, one more PF solve per forward pass).
+    ``share_prior`` (ExS-Net and the softmax network only): ``"none"`` uses the head's outputs as
+    the logits; ``"demand"`` adds the log demand shares (and ExS-Net's log slack) to them
+    (:func:`demand_prior`).
     """
 
     def __init__(self, architecture: str, n_agents: int, n_resources: int,
                  hidden: int = DEFAULT_HIDDEN, layers: int = DEFAULT_LAYERS, regularised: str = "all",
-                 trunk: str = "mlp", inputs: str = "all"):
+                 trunk: str = "mlp", inputs: str = "all", share_prior: str = "none"):
         super().__init__()
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
@@ -121,12 +133,16 @@ class MechanismNet(nn.Module):
         if inputs == "contended" and regularised != "contended":
             raise ValueError("inputs='contended' needs rpf_net with regularised='contended' "
                              f"(got {architecture!r}, regularised={regularised!r})")
+        if share_prior not in SHARE_PRIORS:
+            raise ValueError(f"share_prior must be one of {SHARE_PRIORS}, got {share_prior!r}")
+        if share_prior != "none" and architecture == "rpf_net":
+            raise ValueError("share_prior applies to exs_net and softmax_net (their shares), not rpf_net")
         if n_agents < 1 or n_resources < 1 or hidden < 1 or layers < 1:
             raise ValueError("need n_agents, n_resources, hidden and layers >= 1, got "
                              f"{n_agents}, {n_resources}, {hidden}, {layers}")
         self.architecture, self.n_agents, self.n_resources = architecture, n_agents, n_resources
         self.hidden, self.layers, self.regularised, self.trunk_kind = hidden, layers, regularised, trunk
-        self.inputs = inputs
+        self.inputs, self.share_prior = inputs, share_prior
         per_entry = 3 if inputs == "pf" else 2  # input features per (agent, resource)
         rows = n_agents + 1 if architecture == "exs_net" else n_agents
         if trunk == "set":
@@ -148,20 +164,19 @@ class MechanismNet(nn.Module):
         """The constructor arguments, for checkpoints."""
         return {"architecture": self.architecture, "n_agents": self.n_agents, "n_resources": self.n_resources,
                 "hidden": self.hidden, "layers": self.layers, "regularised": self.regularised,
-                "trunk": self.trunk_kind, "inputs": self.inputs}
+                "trunk": self.trunk_kind, "inputs": self.inputs, "share_prior": self.share_prior}
 
     def outputs(self, values: torch.Tensor, demands: torch.Tensor, budget: torch.Tensor,
                 contended: torch.Tensor | None = None) -> torch.Tensor:
         """Raw head outputs ``(B, rows, M)`` for reports on budget ``budget (B, M)``; with
         ``inputs="contended"``, ``contended (B, M)`` marks the resources whose reports are read;
         with ``inputs="pf"`` PF's allocation at the reports is read too."""
-        safe = _safe_budget(budget)
-        share = torch.where((budget > 0)[:, None, :], torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
+        share = demand_shares(demands, budget)
         if self.inputs == "contended":
             values, share = (t * contended[:, None, :] for t in (values, share))
         feature_blocks = [values, share]
         if self.inputs == "pf":
-            feature_blocks.append(proportional_fairness_torch(values, demands, budget) / safe)
+            feature_blocks.append(proportional_fairness_torch(values, demands, budget) / _safe_budget(budget))
         if self.trunk_kind == "set":
             embedding = self.trunk(torch.cat(feature_blocks, dim=2))  # (B, N, hidden)
             out = self.head(embedding)
@@ -207,6 +222,8 @@ class MechanismNet(nn.Module):
             elif self.regularised == "profile":  # profiles without an over-demanded resource are PF's
                 linear = linear * contended.any(dim=-1)[:, None, None]
             return linear
+        if self.share_prior == "demand":
+            out = out + demand_prior(network_reads[1], network_reads[2], withheld_row=self.architecture == "exs_net")
         return torch.softmax(out, dim=1)[:, :self.n_agents]  # the synthetic row of exs_net is withheld
 
 
@@ -253,6 +270,24 @@ def build_network(config: dict) -> MechanismNet | MechanismEnsemble:
     if "members" in config:
         return MechanismEnsemble([MechanismNet(**member) for member in config["members"]])
     return MechanismNet(**config)
+
+
+def demand_shares(demands: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
+    """Each reported demand as a fraction of its budget, ``min(x, b) / b``, ``(B, N, M)`` (0 where ``b = 0``)."""
+    safe = _safe_budget(budget)
+    return torch.where((budget > 0)[:, None, :], torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
+
+
+def demand_prior(demands: torch.Tensor, budget: torch.Tensor, withheld_row: bool) -> torch.Tensor:
+    """Logit offsets ``(B, N (+1), M)``: the log of each agent's demand share ``min(x, b) / b`` of
+    ``demands (B, N, M)`` on ``budget (B, M)`` and, with ``withheld_row``, of the slack
+    ``1 - sum_i share`` as one more row; floored at ``SHARE_PRIOR_FLOOR`` (a resource with zero
+    budget: every share at the floor). Softmax of these alone: each agent's demand where it fits,
+    the demands' proportions where it does not."""
+    share = demand_shares(demands, budget)
+    if withheld_row:
+        share = torch.cat([share, 1.0 - share.sum(dim=1, keepdim=True)], dim=1)
+    return torch.log(torch.clamp(share, min=SHARE_PRIOR_FLOOR))
 
 
 def _safe_budget(budget: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from mechzoo.cli import main as cli_main
 from mechzoo.envs import OneShotAllocationEnv
 from mechzoo.mechanisms import SAMA, Independent, is_feasible, kkt_residual, make_one_shot, solve_proportional_fairness
 from mechzoo.mechanisms.learned import WEIGHTS_DIR, load_model
-from mechzoo.mechanisms.learned_nets import ARCHITECTURES, MechanismNet
+from mechzoo.mechanisms.learned_nets import ARCHITECTURES, SHARE_PRIORS, MechanismNet
 from mechzoo.mechanisms.pf_grad import proportional_fairness_torch
 from mechzoo.mechanisms.pf_reference import proportional_fairness_reference
 from mechzoo.mechanisms.utility import utility
@@ -25,10 +25,10 @@ from test_pf_grad import central_difference
 MANIFEST = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
 
 
-def untrained(architecture, n=2, m=2, seed=0, inputs="all"):
+def untrained(architecture, n=2, m=2, seed=0, inputs="all", share_prior="none"):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return MechanismNet(architecture, n, m, hidden=16, layers=2, inputs=inputs)
+        return MechanismNet(architecture, n, m, hidden=16, layers=2, inputs=inputs, share_prior=share_prior)
 
 
 def test_regularised_pf_matches_reference_and_kkt():
@@ -92,13 +92,15 @@ reports = hnp.arrays(np.float64, st.tuples(st.integers(1, 3), st.just(2), st.jus
 
 
 @settings(max_examples=25, deadline=None)
-@given(architecture=st.sampled_from(ARCHITECTURES), inputs=st.sampled_from(["all", "pf"]), v=reports, data=st.data())
-def test_every_learned_mechanism_is_feasible(architecture, inputs, v, data):
+@given(architecture=st.sampled_from(ARCHITECTURES), inputs=st.sampled_from(["all", "pf"]),
+       share_prior=st.sampled_from(SHARE_PRIORS), v=reports, data=st.data())
+def test_every_learned_mechanism_is_feasible(architecture, inputs, share_prior, v, data):
     shape = v.shape
     x = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(0.0, 3.0, allow_subnormal=False)))
     b = data.draw(hnp.arrays(np.float64, (shape[0], 2), elements=st.floats(0.0, 4.0, allow_subnormal=False)))
     past = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(0.0, 1.0, allow_subnormal=False)))
-    mech = make_one_shot(architecture, model=untrained(architecture, inputs=inputs))
+    share_prior = "none" if architecture == "rpf_net" else share_prior
+    mech = make_one_shot(architecture, model=untrained(architecture, inputs=inputs, share_prior=share_prior))
     for bias in (None, past):
         a = mech.allocate(v, x, b, bias)
         assert a.shape == shape and np.isfinite(a).all()
@@ -386,3 +388,60 @@ def test_program_only_gradient_holds_the_networks_price_constant(monkeypatch, in
         untrained("exs_net")(v[:, :2], x[:, :2], b, network_gradient=False)
     with pytest.raises(ValueError, match="network_gradient"):
         make_one_shot("exs_net", network_gradient=False)
+
+
+@pytest.mark.parametrize("trunk", ["mlp", "set"])
+@pytest.mark.parametrize("architecture", ["exs_net", "softmax_net"])
+def test_demand_prior_alone_gives_demands_where_they_fit_and_proportions_where_not(architecture, trunk):
+    """share_prior="demand" with a network whose outputs are all zero: every agent gets its demand on a
+    resource whose reported demand fits the budget, and the demands' proportions of the budget on an
+    over-demanded one; with SAMA's bias, each agent's demand on the bias-extended instance that fits."""
+    net = MechanismNet(architecture, 3, 2, hidden=8, layers=1, trunk=trunk, share_prior="demand")
+    for weight in net.parameters():
+        torch.nn.init.zeros_(weight)
+    mech = make_one_shot(architecture, model=net)
+    values = np.array([[0.3, 0.9], [0.8, 0.1], [0.5, 0.5]])
+    demands = np.array([[0.4, 1.0], [0.6, 2.0], [0.5, 1.0]])  # resource 0 fits a budget of 2, resource 1 does not
+    budget = np.array([2.0, 2.0])
+    alloc = mech.allocate(values, demands, budget)
+    np.testing.assert_allclose(alloc[:, 0], demands[:, 0], rtol=1e-12)
+    # ExS-Net's synthetic agent keeps the floor's share of an over-demanded resource (1e-9 against the demands' 2)
+    np.testing.assert_allclose(alloc[:, 1], budget[1] * demands[:, 1] / demands[:, 1].sum(), rtol=1e-8)
+    past = np.array([[0.2, 0.0], [0.0, 0.0], [0.1, 0.0]])
+    np.testing.assert_allclose(mech.allocate(values, demands, budget, past)[:, 0], demands[:, 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("architecture", ["exs_net", "softmax_net"])
+def test_demand_prior_gradient_in_the_demands_matches_finite_differences(architecture):
+    """The prior's log demand shares put the reported demands into the logits: the oracles' gradient
+    of an agent's true utility in its reported demands follows that path too."""
+    mech = make_one_shot(architecture, model=untrained(architecture, 2, 2, seed=4, share_prior="demand"))
+    v = np.array([[0.9, 0.35], [0.5, 0.8]])
+    x = np.array([[0.8, 0.7], [0.9, 0.6]])
+    b = np.array([1.0, 1.0])
+
+    def score(reported):
+        return utility(v[0], x[0], mech.allocate(v, np.stack([reported, x[1]]), b)[0])
+
+    xt = torch.tensor(x[0], requires_grad=True)
+    alloc = mech.allocate_torch(v, torch.stack([xt, torch.tensor(x[1])]), b)[0]
+    (torch.tensor(v[0]) * torch.minimum(alloc, torch.tensor(x[0]))).sum().backward()
+    np.testing.assert_allclose(xt.grad.numpy(), central_difference(score, x[0].copy(), 1e-6), atol=1e-5)
+
+
+def test_share_prior_is_checked_and_reaches_the_config(tmp_path):
+    with pytest.raises(ValueError, match="share_prior must be one of"):
+        MechanismNet("exs_net", 2, 2, share_prior="uniform")
+    with pytest.raises(ValueError, match="not rpf_net"):
+        MechanismNet("rpf_net", 2, 2, share_prior="demand")
+    with pytest.raises(ValueError, match="not rpf_net"):
+        TrainingConfig(architecture="rpf_net", share_prior="demand")
+    args = ["train-mechanism", "softmax-net", "--agents", "2", "--resources", "2", "--steps", "1", "--batch-size", "4",
+            "--train-size", "8", "--restarts", "0", "--share-prior", "demand", "--out", str(tmp_path)]
+    assert cli_main(args) == 0
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["config"]["share_prior"] == "demand" and "--share-prior demand" in record["command"]
+    assert load_model(str(tmp_path / "softmax_net_2x2.pt")).share_prior == "demand"
+    # fine-tuning needs the same prior: a file without it is a usage error
+    assert cli_main(args[:-4] + ["--init-weights", str(tmp_path / "softmax_net_2x2.pt"),
+                                 "--out", str(tmp_path / "none")]) == 2
