@@ -362,6 +362,8 @@ class GradientOracle(Oracle):
                 best_u = np.where(improved, gained.numpy(), best_u)
                 best_v = np.where(improved[..., None], mis_v.detach().numpy(), best_v)
                 best_x = np.where(improved[..., None], mis_x.detach().numpy(), best_x)
+            if not gained.requires_grad:  # the searched fields do not move the allocation (a value-blind rule, head_start)
+                break
             optimizer.zero_grad()
             (-gained.sum()).backward()
             optimizer.step()

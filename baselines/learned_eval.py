@@ -17,7 +17,8 @@ Results go to ``table.csv``, ``table.json``, ``table.png`` (bars relative to PF)
 intervals, and the line of PF-uniform-rule lotteries when ``equal`` is a row) in ``--out``; each
 mechanism's row and per-profile numbers (``rows.json``, ``per_profile.json``) are saved as soon
 as it is done, so a rerun resumes where the last one stopped. ``--oracle-fields values|demands``
-lets misreports change only one of the two.
+lets misreports change only one of the two. A name in ``--mechanisms`` may carry numeric options,
+``NAME:KEY=VALUE[,KEY=VALUE]`` (``head_start:head_start_weight=0.5``); the row is labelled by it.
 
 ``--compare A B --results DIR ...`` prints A's minus B's exploitability and NSW (fractions of
 PF's) with paired-bootstrap 95% intervals, from earlier evaluations on one test set.
@@ -214,14 +215,33 @@ def lottery_with_pf(rho, other_exploitability_vs_pf: float, other_nsw_vs_pf: flo
     return rho + (1 - rho) * other_exploitability_vs_pf, rho + (1 - rho) * other_nsw_vs_pf
 
 
+def parse_mechanism_spec(spec: str) -> tuple[str, dict[str, float]]:
+    """``"name"`` or ``"name:key=value[,key=value...]"`` (numeric options of a registered
+    mechanism, e.g. ``head_start:head_start_weight=0.5``) as ``(name, options)``."""
+    name, colon, rest = spec.partition(":")
+    options: dict[str, float] = {}
+    if not colon:
+        return name, options
+    for item in rest.split(","):
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if not key or not equals:
+            raise ValueError(f"mechanism options are key=value pairs separated by commas, got {spec!r}")
+        try:
+            options[key] = float(value)
+        except ValueError:
+            raise ValueError(f"option {key!r} of {spec!r} must be a number, got {value!r}") from None
+    return name, options
+
+
 def _mechanism(mech, rpf_network_gradient: bool):
-    """The mechanism for a registered name, a weights file (``.pt``) or a ready-made mechanism;
-    RPF-Net given by name or file gets the gradient view ``rpf_network_gradient``."""
+    """The mechanism for a registered name (with options, :func:`parse_mechanism_spec`), a
+    weights file (``.pt``) or a ready-made mechanism; RPF-Net given by name or file gets the
+    gradient view ``rpf_network_gradient``."""
     if isinstance(mech, (str, Path)) and str(mech).endswith(".pt"):
         model = load_model(str(mech))
         name, options = model.architecture, {"model": model}
     elif isinstance(mech, str):
-        name, options = mech, {}
+        name, options = parse_mechanism_spec(mech)
     else:
         mech = make_one_shot(mech)
         if mech.name == "rpf_net" and not rpf_network_gradient:
@@ -369,7 +389,7 @@ def inference_times(names: list[str], n_agents: int, n_resources: int, profiles:
     values, demands, budget = training_data("paper", np.random.default_rng(seed), profiles, n_agents, n_resources)
     times = {}
     for name in tqdm(names, desc="inference time"):
-        mechanism = make_one_shot(name)
+        mechanism = _mechanism(name, rpf_network_gradient=True)
         mechanism.allocate(values[:2], demands[:2], budget[:2])  # load weights / compile outside the clock
         best = np.inf
         for _ in range(repeats):
@@ -453,7 +473,9 @@ def main(argv=None) -> None:
                              "(network, default) or the program only, the network's output held constant under "
                              "differentiation (program: the RPF-Net paper's closed-form gradients)")
     parser.add_argument("--mechanisms", nargs="*", default=["pf", "pa", "rpf_net", "exs_net", "softmax_net"],
-                        help="registered names to evaluate (default: pf pa rpf_net exs_net softmax_net)")
+                        help="registered names to evaluate, each optionally with numeric options as "
+                             "NAME:KEY=VALUE[,KEY=VALUE] (e.g. head_start:head_start_weight=0.5); "
+                             "default: pf pa rpf_net exs_net softmax_net")
     parser.add_argument("--extra", nargs="*", default=[], metavar="LABEL=FILE.pt",
                         help="further trained weights to evaluate (e.g. rpf_net (perturbed data)=path.pt)")
     parser.add_argument("--out", default=None)
@@ -489,6 +511,13 @@ def main(argv=None) -> None:
             print(f"{name} / PF's, {args.compare[0]} minus {args.compare[1]}: {diff[name]:+.4f} "
                   f"[{diff[f'{name}_low']:+.4f}, {diff[f'{name}_high']:+.4f}]")
         return
+    for spec in args.mechanisms:  # a bad name or option fails here, before any row is computed
+        try:
+            name, options = parse_mechanism_spec(spec)
+            if options:
+                make_one_shot(name, **options)
+        except ValueError as err:
+            parser.error(str(err))
     mechanisms: dict[str, object] = {name: name for name in args.mechanisms}
     for item in args.extra:
         label, _, path = item.partition("=")

@@ -5,6 +5,7 @@ leading batch shape; sequential rules (:class:`SAMA`, :class:`Independent`) are 
 machines over rounds.
 """
 from .feasibility import is_feasible, repair_feasibility
+from .head_start import head_start, head_start_torch
 from .pa import partial_allocation, partial_allocation_factors
 from .pf import PFSolution, kkt_residual, proportional_fairness, solve_proportional_fairness
 from .pf_grad import proportional_fairness_torch
@@ -17,7 +18,7 @@ from .utility import total_utilities, utility
 
 __all__ = [
     "SAMA", "BetaSchedule", "Independent", "OneShotMechanism", "PFSolution", "SequentialMechanism",
-    "SequentialState", "equal_split", "is_feasible", "kkt_residual", "make_one_shot", "one_shot_names",
+    "SequentialState", "equal_split", "head_start", "head_start_torch", "is_feasible", "kkt_residual", "make_one_shot", "one_shot_names",
     "partial_allocation", "partial_allocation_factors", "proportional_fairness", "proportional_fairness_reference",
     "proportional_fairness_torch", "proportional_to_demand", "register_one_shot", "repair_feasibility",
     "solve_proportional_fairness", "total_utilities", "utility",

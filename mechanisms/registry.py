@@ -1,7 +1,8 @@
 """Registry of one-shot mechanisms by name, so sequential mechanisms and games can take ``"pf"``.
 
 Built in: ``"pf"`` (proportional fairness), ``"pa"`` (partial allocation), ``"equal"`` (the
-uniform rule) and ``"proportional"`` (proportional to demand). Learned mechanisms are added
+uniform rule), ``"proportional"`` (proportional to demand) and ``"head_start"`` (the uniform rule with
+head starts, a value-blind baseline for the learned mechanisms). Learned mechanisms are added
 with :func:`register_one_shot`.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .pa import partial_allocation
 from .pf import proportional_fairness, proportional_fairness_checked
 from .pf_grad import proportional_fairness_torch
 from .simple import equal_split, proportional_to_demand
+from .head_start import DEFAULT_HEAD_START_WEIGHT, check_head_start_weight, head_start, head_start_torch
 from .validation import Instance
 
 AllocateFn = Callable[..., np.ndarray]
@@ -129,3 +131,21 @@ register_one_shot("equal", _rule_factory(
     "equal", equal_split, "uniform rule: equal split per resource, unused shares passed on"))
 register_one_shot("proportional", _rule_factory(
     "proportional", proportional_to_demand, "allocation proportional to demand per resource"))
+
+
+def _head_start_factory(head_start_weight: float = DEFAULT_HEAD_START_WEIGHT, weights=None) -> OneShotMechanism:
+    """The uniform rule with head starts, its ``head_start_weight`` and optional Nash ``weights (..., N)`` bound."""
+    head_start_weight = check_head_start_weight(head_start_weight)
+
+    def allocate(values, demands, budget, past=None) -> np.ndarray:
+        return head_start(values, demands, budget, past, weights, head_start_weight)
+
+    def allocate_torch(values, demands, budget, past=None):
+        return head_start_torch(values, demands, budget, past, weights, head_start_weight)
+
+    return OneShotMechanism("head_start", allocate,
+                            f"uniform rule with head starts: value-blind, what fits in full, the rest water-filled "
+                            f"(head-start weight {head_start_weight:g})", allocate_torch)
+
+
+register_one_shot("head_start", _head_start_factory)

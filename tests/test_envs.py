@@ -24,7 +24,7 @@ from mechzoo.envs import (
 from mechzoo.mechanisms import SAMA, Independent, make_one_shot, one_shot_names, total_utilities
 
 SIZES = [(1, 1), (2, 3), (10, 1), (1, 3), (2, 1), (10, 3)]  # N in {1, 2, 10} x M in {1, 3}
-ONE_SHOTS = ["pf", "pa", "equal", "proportional"]
+ONE_SHOTS = ["pf", "pa", "equal", "proportional", "head_start"]
 LEARNED = {"rpf_net": [(2, 2), (10, 3)], "exs_net": [(2, 2), (10, 3)], "softmax_net": [(2, 2)]}  # shipped sizes
 METAS = ["sama", "independent"]
 MODES = ["relative", "absolute"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mechzoo.baselines.learned_eval import (compare, format_table, lottery_with_pf, main, paired_difference,
-                                            ratios_to_pf, run)
+                                            parse_mechanism_spec, ratios_to_pf, run)
 
 
 def rows_with(gain, nsw, log_nsw):
@@ -155,4 +155,28 @@ def test_oracle_fields_restrict_what_a_misreport_may_change(tmp_path):
     assert "| pf |" in format_table([demands]) and format_table([demands]).count("| – |") == 1
     with pytest.raises(ValueError, match="fields must be one of"):
         run(tmp_path / "bad", 2, 2, {"pf": "pf"}, oracle_fields="budgets", **kwargs)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_mechanism_specs_carry_numeric_options():
+    assert parse_mechanism_spec("pf") == ("pf", {})
+    assert parse_mechanism_spec("head_start:head_start_weight=0.5") == ("head_start", {"head_start_weight": 0.5})
+    assert parse_mechanism_spec("x:a=1, b=2e-3") == ("x", {"a": 1.0, "b": 0.002})
+    with pytest.raises(ValueError, match="key=value"):
+        parse_mechanism_spec("head_start:head_start_weight")
+    with pytest.raises(ValueError, match="must be a number"):
+        parse_mechanism_spec("head_start:head_start_weight=high")
+
+
+def test_run_labels_rows_by_spec_and_bad_options_fail_before_any_row(tmp_path, capsys):
+    kwargs = dict(profiles=20, oracle_restarts=1, oracle_steps=2, oracle_pool=4)
+    rows = run(tmp_path / "ok", 2, 2, {"head_start:head_start_weight=0": "head_start:head_start_weight=0",
+                                       "equal": "equal"}, **kwargs)
+    by_name = {r["mechanism"]: r for r in rows}
+    assert by_name["head_start:head_start_weight=0"]["nsw"] == pytest.approx(by_name["equal"]["nsw"], rel=1e-12)
+    for bad, message in (("head_start:weight_of_head=1", "allowed: head_start_weight"),
+                         ("head_start:head_start_weight=-1", "head_start_weight must be")):
+        with pytest.raises(SystemExit):
+            main(["--mechanisms", "pf", bad, "--profiles", "5", "--out", str(tmp_path / "bad")])
+        assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

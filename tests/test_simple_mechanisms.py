@@ -11,7 +11,7 @@ from mechzoo.mechanisms.feasibility import is_feasible
 from mechzoo.mechanisms.registry import OneShotMechanism, make_one_shot, one_shot_names, register_one_shot
 from mechzoo.mechanisms.simple import equal_split, proportional_to_demand
 
-ONE_SHOT = ["equal", "proportional", "pf", "pa"]
+ONE_SHOT = ["equal", "proportional", "pf", "pa", "head_start"]
 
 
 def col(*xs):
