@@ -177,10 +177,11 @@ def main(argv=None) -> int:
                        help="what the network reads: every resource's reports ('all', default), only those of "
                             "over-demanded resources ('contended', RPF-Net with --regularised contended), or every "
                             "report plus PF's allocation at the reports ('pf')")
-    train.add_argument("--share-prior", choices=["none", "demand"], default=None,
-                       help="ExS-Net and the softmax network: add the log demand shares (and ExS-Net's log slack) "
-                            "to the logits, so that a zero output gives every agent its demand where it fits and "
-                            "the proportional rule where it does not ('demand'), or not ('none', default)")
+    train.add_argument("--share-prior", choices=["none", "demand", "head_start"], default=None,
+                       help="ExS-Net and the softmax network: add log shares (and ExS-Net's log slack) to the "
+                            "logits, so that a zero output gives every agent its demand where it fits and the "
+                            "proportional rule where it does not ('demand'), or the head-start rule's allocation "
+                            "with t = 0.5 ('head_start'), or not ('none', default)")
     train.add_argument("--welfare", choices=["log", "nsw"], default=None,
                        help="welfare term the designer maximises: 'log' NSW (eq. 5, default) or the mean 'nsw' "
                             "product the tables report, relative to PF's")

@@ -76,7 +76,8 @@ class TrainingConfig:
     (:class:`MechanismNet`: ``"all"`` reports, the ``"contended"`` resources' reports, which needs
     RPF-Net's contended form, or all reports and PF's allocation at them, ``"pf"``);
     ``share_prior`` offsets ExS-Net's and the softmax network's logits (``"demand"``: by the log
-    demand shares, :func:`~mechzoo.mechanisms.learned_nets.demand_prior`). ``welfare`` is the term the designer maximises:
+    demand shares; ``"head_start"``: by the log shares of the head-start rule;
+    :func:`~mechzoo.mechanisms.learned_nets.share_logits`). ``welfare`` is the term the designer maximises:
     ``"log"``, the mean log NSW of eq. (5), or ``"nsw"``, the mean NSW product that the tables
     report, relative to PF's on the training data (:func:`welfare_term`). ``init_weights`` is a
     weights file (:func:`~mechzoo.mechanisms.learned.save_model`'s, e.g. a shipped model) whose

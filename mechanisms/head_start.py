@@ -51,7 +51,7 @@ def head_start(values, demands, budget, past=None, weights=None,
     t = check_head_start_weight(head_start_weight)
     inst = check_instance(values, demands, budget, past, weights)
     with torch.no_grad():
-        alloc = _water_fill(*(torch.tensor(a) for a in (inst.demands, inst.budget, inst.weights)), t).numpy()
+        alloc = water_fill(*(torch.tensor(a) for a in (inst.demands, inst.budget, inst.weights)), t).numpy()
     return repair_feasibility(alloc, inst.demands, inst.budget)
 
 
@@ -67,10 +67,10 @@ def head_start_torch(values, demands, budget, past=None, weights=None,
     budget = torch.as_tensor(budget, dtype=torch.float64).expand(inst.batch_shape + (m,))
     weights = (torch.tensor(inst.weights) if weights is None
                else torch.as_tensor(weights, dtype=torch.float64).expand(inst.batch_shape + (n,)))
-    return _water_fill(demands, budget, weights, t)
+    return water_fill(demands, budget, weights, t)
 
 
-def _water_fill(demands: torch.Tensor, budget: torch.Tensor, weights: torch.Tensor, t: float) -> torch.Tensor:
+def water_fill(demands: torch.Tensor, budget: torch.Tensor, weights: torch.Tensor, t: float) -> torch.Tensor:
     """The rule on broadcast float64 tensors ``demands (..., N, M)``, ``budget (..., M)``,
     ``weights (..., N)``; differentiable (the level is interpolated between breakpoints)."""
     b = budget.unsqueeze(-2)  # (..., 1, M)
@@ -82,7 +82,7 @@ def _water_fill(demands: torch.Tensor, budget: torch.Tensor, weights: torch.Tens
     w = (weights / weights.amax(dim=-1, keepdim=True)).unsqueeze(-1)  # (..., N, 1); the rule is scale-free in w
     # Agent i's fraction at level L is clip(w_i L - h_i, 0, share_i): its breakpoints are h_i / w_i, (h_i + share_i) / w_i.
     levels = torch.cat([(head / w).expand_as(share), (head + share) / w], dim=-2).sort(dim=-2).values  # (..., 2N, M)
-    filled = _filled(levels, head, share, w)  # (..., 2N, M), nondecreasing along the levels
+    filled = filled_fraction(levels, head, share, w)  # (..., 2N, M), nondecreasing along the levels
     last = levels.shape[-2] - 1
     k = ((filled <= 1.0).sum(dim=-2, keepdim=True) - 1).clamp(0, last - 1)  # the segment where the budget runs out
     lo, hi = levels.gather(-2, k), levels.gather(-2, k + 1)
@@ -95,7 +95,7 @@ def _water_fill(demands: torch.Tensor, budget: torch.Tensor, weights: torch.Tens
     return torch.where(fits, demands, fraction * b)
 
 
-def _filled(levels: torch.Tensor, head: torch.Tensor, share: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def filled_fraction(levels: torch.Tensor, head: torch.Tensor, share: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Budget fraction handed out at each level ``(..., K, M)``: ``sum_i clip(w_i L - h_i, 0, share_i)``."""
     per_agent = torch.minimum(torch.relu(w.unsqueeze(-3) * levels.unsqueeze(-2) - head.unsqueeze(-3)),
                               share.unsqueeze(-3))  # (..., K, N, M)

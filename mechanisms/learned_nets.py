@@ -21,6 +21,9 @@ logits are the network's output plus the log of each agent's demand share
 ``1 - sum_i d_im`` (both floored at ``SHARE_PRIOR_FLOOR``). A zero output then gives everyone
 their demand on a resource whose demand fits and the proportional rule on one that is
 over-demanded, so the network learns corrections to that instead of the demands themselves.
+``share_prior="head_start"`` offsets them by the log shares of the head-start rule
+(:mod:`~mechzoo.mechanisms.head_start`, ``t = HEAD_START_PRIOR_WEIGHT``): a zero output is that
+value-blind rule, and the network learns what to change in it.
 
 Inputs of the trunk (``2NM`` numbers): the reported values and the reported demands as a
 fraction of the budget, ``min(x_im, b_m) / b_m`` (a demand above the budget gives the same
@@ -46,6 +49,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .head_start import water_fill
 from .pf_grad import proportional_fairness_torch
 
 ARCHITECTURES = ("rpf_net", "exs_net", "softmax_net")
@@ -53,7 +57,8 @@ REGULARISED = ("all", "contended", "profile")  # which resources RPF-Net's linea
 MASKED = ("contended", "profile")  # the forms that leave every profile without an over-demanded resource to PF
 TRUNKS = ("mlp", "set")  # the paper's feed-forward trunk; a permutation-equivariant one over the agents
 INPUTS = ("all", "contended", "pf")  # what the network reads: all reports, the contended ones, all plus PF's allocation
-SHARE_PRIORS = ("none", "demand")  # what ExS-Net's / the softmax network's logits are offset by
+SHARE_PRIORS = ("none", "demand", "head_start")  # what ExS-Net's / the softmax network's logits are offset by
+HEAD_START_PRIOR_WEIGHT = 0.5  # the head-start rule's t that share_prior="head_start" starts from
 SHARE_PRIOR_FLOOR = 1e-9  # smallest share the demand prior takes the log of (zero demand, no slack)
 DEFAULT_HIDDEN = 128
 DEFAULT_LAYERS = 3
@@ -112,8 +117,8 @@ class MechanismNet(nn.Module):
     ``"pf"`` (any architecture) adds a third block of inputs, PF's allocation at the reports as a
     fraction of the budget (differentiable, one more PF solve per forward pass).
     ``share_prior`` (ExS-Net and the softmax network only): ``"none"`` uses the head's outputs as
-    the logits; ``"demand"`` adds the log demand shares (and ExS-Net's log slack) to them
-    (:func:`demand_prior`).
+    the logits; ``"demand"`` adds the log demand shares (and ExS-Net's log slack) to them,
+    ``"head_start"`` the log shares of the head-start rule (:func:`share_logits`).
     """
 
     def __init__(self, architecture: str, n_agents: int, n_resources: int,
@@ -222,8 +227,9 @@ class MechanismNet(nn.Module):
             elif self.regularised == "profile":  # profiles without an over-demanded resource are PF's
                 linear = linear * contended.any(dim=-1)[:, None, None]
             return linear
-        if self.share_prior == "demand":
-            out = out + demand_prior(network_reads[1], network_reads[2], withheld_row=self.architecture == "exs_net")
+        if self.share_prior != "none":
+            shares = (demand_shares if self.share_prior == "demand" else head_start_shares)(*network_reads[1:])
+            out = out + share_logits(shares, withheld_row=self.architecture == "exs_net")
         return torch.softmax(out, dim=1)[:, :self.n_agents]  # the synthetic row of exs_net is withheld
 
 
@@ -278,16 +284,21 @@ def demand_shares(demands: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
     return torch.where((budget > 0)[:, None, :], torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
 
 
-def demand_prior(demands: torch.Tensor, budget: torch.Tensor, withheld_row: bool) -> torch.Tensor:
-    """Logit offsets ``(B, N (+1), M)``: the log of each agent's demand share ``min(x, b) / b`` of
-    ``demands (B, N, M)`` on ``budget (B, M)`` and, with ``withheld_row``, of the slack
-    ``1 - sum_i share`` as one more row; floored at ``SHARE_PRIOR_FLOOR`` (a resource with zero
-    budget: every share at the floor). Softmax of these alone: each agent's demand where it fits,
-    the demands' proportions where it does not."""
-    share = demand_shares(demands, budget)
+def head_start_shares(demands: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
+    """The head-start rule's allocation (``t = HEAD_START_PRIOR_WEIGHT``, unit weights) as a fraction of
+    the budget, ``(B, N, M)`` (0 where ``b = 0``)."""
+    weights = torch.ones(demands.shape[:-1], dtype=demands.dtype)
+    return water_fill(demands, budget, weights, HEAD_START_PRIOR_WEIGHT) / _safe_budget(budget)
+
+
+def share_logits(shares: torch.Tensor, withheld_row: bool) -> torch.Tensor:
+    """Logit offsets ``(B, N (+1), M)``: the log of ``shares (B, N, M)`` of the budget (each column
+    summing to at most 1) and, with ``withheld_row``, of the slack ``1 - sum_i share`` as one more
+    row; floored at ``SHARE_PRIOR_FLOOR``. Their softmax alone gives ExS-Net ``shares`` exactly
+    (the slack withheld); the softmax network, without the slack row, scales each column up to 1."""
     if withheld_row:
-        share = torch.cat([share, 1.0 - share.sum(dim=1, keepdim=True)], dim=1)
-    return torch.log(torch.clamp(share, min=SHARE_PRIOR_FLOOR))
+        shares = torch.cat([shares, 1.0 - shares.sum(dim=1, keepdim=True)], dim=1)
+    return torch.log(torch.clamp(shares, min=SHARE_PRIOR_FLOOR))
 
 
 def _safe_budget(budget: torch.Tensor) -> torch.Tensor:

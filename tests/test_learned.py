@@ -15,7 +15,7 @@ from mechzoo.cli import main as cli_main
 from mechzoo.envs import OneShotAllocationEnv
 from mechzoo.mechanisms import SAMA, Independent, is_feasible, kkt_residual, make_one_shot, solve_proportional_fairness
 from mechzoo.mechanisms.learned import WEIGHTS_DIR, load_model
-from mechzoo.mechanisms.learned_nets import ARCHITECTURES, SHARE_PRIORS, MechanismNet
+from mechzoo.mechanisms.learned_nets import ARCHITECTURES, HEAD_START_PRIOR_WEIGHT, SHARE_PRIORS, MechanismNet
 from mechzoo.mechanisms.pf_grad import proportional_fairness_torch
 from mechzoo.mechanisms.pf_reference import proportional_fairness_reference
 from mechzoo.mechanisms.utility import utility
@@ -412,10 +412,24 @@ def test_demand_prior_alone_gives_demands_where_they_fit_and_proportions_where_n
 
 
 @pytest.mark.parametrize("architecture", ["exs_net", "softmax_net"])
-def test_demand_prior_gradient_in_the_demands_matches_finite_differences(architecture):
-    """The prior's log demand shares put the reported demands into the logits: the oracles' gradient
+def test_head_start_prior_alone_is_the_head_start_rule(architecture):
+    """share_prior="head_start" with a network whose outputs are all zero allocates as the head-start
+    rule with t = HEAD_START_PRIOR_WEIGHT (to the prior's floor), on 10x3 profiles of (17)."""
+    net = MechanismNet(architecture, 10, 3, hidden=8, layers=1, trunk="set", share_prior="head_start")
+    for weight in net.parameters():
+        torch.nn.init.zeros_(weight)
+    values, demands, budget = training_data("paper", np.random.default_rng(0), 200, 10, 3)
+    alloc = make_one_shot(architecture, model=net).allocate(values, demands, budget)
+    rule = make_one_shot("head_start", head_start_weight=HEAD_START_PRIOR_WEIGHT)
+    np.testing.assert_allclose(alloc, rule.allocate(values, demands, budget), rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("prior", ["demand", "head_start"])
+@pytest.mark.parametrize("architecture", ["exs_net", "softmax_net"])
+def test_share_prior_gradient_in_the_demands_matches_finite_differences(architecture, prior):
+    """The prior's log shares put the reported demands into the logits: the oracles' gradient
     of an agent's true utility in its reported demands follows that path too."""
-    mech = make_one_shot(architecture, model=untrained(architecture, 2, 2, seed=4, share_prior="demand"))
+    mech = make_one_shot(architecture, model=untrained(architecture, 2, 2, seed=4, share_prior=prior))
     v = np.array([[0.9, 0.35], [0.5, 0.8]])
     x = np.array([[0.8, 0.7], [0.9, 0.6]])
     b = np.array([1.0, 1.0])
