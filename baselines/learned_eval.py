@@ -513,9 +513,7 @@ def main(argv=None) -> None:
         return
     for spec in args.mechanisms:  # a bad name or option fails here, before any row is computed
         try:
-            name, options = parse_mechanism_spec(spec)
-            if options:
-                make_one_shot(name, **options)
+            _mechanism(spec, rpf_network_gradient=True)
         except ValueError as err:
             parser.error(str(err))
     mechanisms: dict[str, object] = {name: name for name in args.mechanisms}

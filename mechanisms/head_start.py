@@ -74,9 +74,7 @@ def water_fill(demands: torch.Tensor, budget: torch.Tensor, weights: torch.Tenso
     """The rule on broadcast float64 tensors ``demands (..., N, M)``, ``budget (..., M)``,
     ``weights (..., N)``; differentiable (the level is interpolated between breakpoints)."""
     b = budget.unsqueeze(-2)  # (..., 1, M)
-    has_budget = b > 0
-    safe_b = torch.where(has_budget, b, torch.ones_like(b))
-    share = torch.where(has_budget, torch.minimum(demands, safe_b) / safe_b, torch.zeros_like(demands))  # in [0, 1]
+    share = demand_shares(demands, budget)  # in [0, 1]
     fits = demands.sum(dim=-2, keepdim=True) <= b  # (..., 1, M)
     head = t * (share * fits).sum(dim=-1, keepdim=True)  # (..., N, 1), in budgets
     w = (weights / weights.amax(dim=-1, keepdim=True)).unsqueeze(-1)  # (..., N, 1); the rule is scale-free in w
@@ -93,6 +91,14 @@ def water_fill(demands: torch.Tensor, budget: torch.Tensor, weights: torch.Tenso
     level = lo + step * (hi - lo)  # (..., 1, M); past the last breakpoint every agent has its share
     fraction = torch.minimum(torch.relu(w * level - head), share)
     return torch.where(fits, demands, fraction * b)
+
+
+def demand_shares(demands: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
+    """Each reported demand as a fraction of its budget, ``min(x, b) / b``, ``(..., N, M)`` for
+    ``demands (..., N, M)`` and ``budget (..., M)`` (0 where ``b = 0``)."""
+    b = budget.unsqueeze(-2)
+    safe = torch.where(b > 0, b, torch.ones_like(b))
+    return torch.where(b > 0, torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
 
 
 def filled_fraction(levels: torch.Tensor, head: torch.Tensor, share: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .head_start import water_fill
+from .head_start import demand_shares, water_fill
 from .pf_grad import proportional_fairness_torch
 
 ARCHITECTURES = ("rpf_net", "exs_net", "softmax_net")
@@ -59,7 +59,7 @@ TRUNKS = ("mlp", "set")  # the paper's feed-forward trunk; a permutation-equivar
 INPUTS = ("all", "contended", "pf")  # what the network reads: all reports, the contended ones, all plus PF's allocation
 SHARE_PRIORS = ("none", "demand", "head_start")  # what ExS-Net's / the softmax network's logits are offset by
 HEAD_START_PRIOR_WEIGHT = 0.5  # the head-start rule's t that share_prior="head_start" starts from
-SHARE_PRIOR_FLOOR = 1e-9  # smallest share the demand prior takes the log of (zero demand, no slack)
+SHARE_PRIOR_FLOOR = 1e-9  # smallest share a share prior takes the log of (zero share, no slack)
 DEFAULT_HIDDEN = 128
 DEFAULT_LAYERS = 3
 RPF_INIT_BIAS = -4.0  # softplus(-4) = 0.018: RPF-Net starts next to PF
@@ -276,12 +276,6 @@ def build_network(config: dict) -> MechanismNet | MechanismEnsemble:
     if "members" in config:
         return MechanismEnsemble([MechanismNet(**member) for member in config["members"]])
     return MechanismNet(**config)
-
-
-def demand_shares(demands: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
-    """Each reported demand as a fraction of its budget, ``min(x, b) / b``, ``(B, N, M)`` (0 where ``b = 0``)."""
-    safe = _safe_budget(budget)
-    return torch.where((budget > 0)[:, None, :], torch.minimum(demands, safe) / safe, torch.zeros_like(demands))
 
 
 def head_start_shares(demands: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
