@@ -99,6 +99,7 @@ def _train_mechanism(args) -> None:
     torch.set_num_threads(args.threads)  # the networks are small: more threads only add overhead
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # the PF kernel's prange
     options = {k: getattr(args, k) for k in ("data", "seed", "regularised", "trunk", "inputs", "share_prior", "welfare", "init_weights",
+                                            "inner_start", "inner_gradient",
                                             *(name for name, _, _ in TRAINING_OPTIONS))
                if getattr(args, k) is not None}
     for name in ("contended_only", "demand_patterns", "value_patterns"):
@@ -170,6 +171,14 @@ def main(argv=None) -> int:
     train.add_argument("--value-patterns", choices=["yes", "no"], default=None,
                        help="add the (2^M - 1) x 4 value patterns (true demands, the values of a subset of the "
                             "resources scaled by 0.1, 0.25, 0.5 or 0.75) to each step's restart candidates (default: no)")
+    train.add_argument("--inner-start", choices=["warm", "truth"], default=None,
+                       help="where each step's misreport search starts: the misreports stored from earlier steps "
+                            "('warm', default, RegretNet-style) or the truthful report ('truth'; with --restarts 0 "
+                            "a local ascent from the truth, the RPF-Net paper's evaluation protocol)")
+    train.add_argument("--inner-gradient", choices=["network", "program"], default=None,
+                       help="RPF-Net: what the misreport ascent differentiates, the network and the PF program "
+                            "('network', default) or the PF program only, as the paper's closed-form gradients "
+                            "('program')")
     train.add_argument("--trunk", choices=["mlp", "set"], default=None,
                        help="network trunk: the paper's feed-forward 'mlp' (default) or 'set', permutation-"
                             "equivariant over the agents (one set of weights per agent)")

@@ -48,6 +48,8 @@ from .oracles import (SERVED_TOLERANCE, DemandPatternOracle, GridOracle, Oracle,
 
 DATA_KINDS = ("paper", "perturbed", "adversarial")
 WELFARES = ("log", "nsw")  # the designer's welfare term: mean log NSW (eq. 5) or mean NSW (Def. 2)
+INNER_STARTS = ("warm", "truth")  # where each step's misreport search starts: the stored misreports or the truth
+INNER_GRADIENTS = ("network", "program")  # the inner ascent's path through RPF-Net: all of it or the PF program only
 PERTURBATION_SCALE = 0.01  # Cauchy scale of distribution (18)
 GRID_LIMIT = 2000  # adversarial data: grid search over values while points**M stays below this
 
@@ -68,6 +70,12 @@ class TrainingConfig:
     contended-only term on or off, which the ascent cannot cross); ``value_patterns`` adds
     :class:`ValuePatternOracle`'s ``(2**M - 1) * 4`` (true demands, the values of a subset of the
     resources scaled down: PF's free lever of under-reporting what one receives in full anyway).
+    ``inner_start`` is where each step's search starts: ``"warm"`` (default) the stored
+    misreports, ``"truth"`` the truthful report (the stored ones are then overwritten each step,
+    so with ``restarts = 0`` every step runs the evaluation's paper protocol, a local ascent from
+    the truth, for ``inner_steps`` steps). ``inner_gradient`` (RPF-Net only) is what that ascent
+    differentiates: ``"network"`` (default) both paths of the misreport, ``"program"`` the PF
+    program only, as the paper's closed-form gradients do (the network's input is held fixed).
     ``regularised`` is RPF-Net's :class:`MechanismNet` option (default ``"contended"`` for
     RPF-Net, ``"all"`` otherwise) and ``contended_only`` draws the training samples from the
     over-demanded profiles alone (:func:`contended_training_data`; default: whenever
@@ -112,6 +120,8 @@ class TrainingConfig:
     restarts: int = 8
     demand_patterns: bool = False
     value_patterns: bool = False
+    inner_start: str = "warm"
+    inner_gradient: str = "network"
     space: ReportSpace = field(default_factory=ReportSpace)
     checkpoint_every: int = 100
     init_weights: str | None = None
@@ -144,6 +154,13 @@ class TrainingConfig:
             raise ValueError("share_prior applies to exs_net and softmax_net, not rpf_net")
         if self.welfare not in WELFARES:
             raise ValueError(f"welfare must be one of {WELFARES}, got {self.welfare!r}")
+        if self.inner_start not in INNER_STARTS:
+            raise ValueError(f"inner_start must be one of {INNER_STARTS}, got {self.inner_start!r}")
+        if self.inner_gradient not in INNER_GRADIENTS:
+            raise ValueError(f"inner_gradient must be one of {INNER_GRADIENTS}, got {self.inner_gradient!r}")
+        if self.inner_gradient == "program" and self.architecture != "rpf_net":
+            raise ValueError("inner_gradient='program' needs rpf_net: the other architectures' allocation is "
+                             "their network, with no PF program to differentiate alone")
         positive = {"n_agents": self.n_agents, "n_resources": self.n_resources, "steps": self.steps,
                     "batch_size": self.batch_size, "train_size": self.train_size, "lr": self.lr,
                     "misreport_lr": self.misreport_lr, "checkpoint_every": self.checkpoint_every}
@@ -230,17 +247,19 @@ def true_utility(values: torch.Tensor, demands: torch.Tensor, allocation: torch.
     return (values * torch.minimum(allocation, demands)).sum(-1)
 
 
-def deviation_utility(model: torch.nn.Module, values, demands, budget, agents, mis_values, mis_demands) -> torch.Tensor:
+def deviation_utility(model: torch.nn.Module, values, demands, budget, agents, mis_values, mis_demands,
+                      network_gradient: bool = True) -> torch.Tensor:
     """True utility of each deviating agent when it alone reports its misreport: ``(P,)``.
 
     One deviation per row: ``values, demands (P, N, M)`` the true profiles, ``budget (P, M)``,
     ``agents (P,)`` the deviating agent, ``mis_values, mis_demands (P, M)`` its report. All P
-    deviations go through the model in one batch.
+    deviations go through the model in one batch; ``network_gradient=False`` (RPF-Net) lets the
+    gradient with respect to the report pass the PF program only.
     """
     rows = torch.arange(len(agents))
     rep_v, rep_x = values.clone(), demands.clone()
     rep_v[rows, agents], rep_x[rows, agents] = mis_values, mis_demands
-    own = model(rep_v, rep_x, budget)[rows, agents]
+    own = model(rep_v, rep_x, budget, network_gradient=network_gradient)[rows, agents]
     return true_utility(values[rows, agents], demands[rows, agents], own)
 
 
@@ -421,7 +440,8 @@ def _ascend(model, values, demands, budget, agents, mis_v, mis_x, config: Traini
         model.requires_grad_(False)
         for _ in range(config.inner_steps):
             inner.zero_grad()
-            (-deviation_utility(model, values, demands, budget, agents, mis_v, mis_x).sum()).backward()
+            (-deviation_utility(model, values, demands, budget, agents, mis_v, mis_x,
+                                network_gradient=config.inner_gradient == "network").sum()).backward()
             inner.step()
             with torch.no_grad():
                 clipped_v, clipped_x = space.clip(mis_v, mis_x)
@@ -449,7 +469,10 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
     pair = (samples.numpy(), agents.numpy())
     pv, px, pb = values[samples], demands[samples], budget[samples]  # one row per searched deviation
     stored_v, stored_x = state.mis_values[idx], state.mis_demands[idx]
-    mis_v, mis_x = torch.from_numpy(stored_v[pair]), torch.from_numpy(stored_x[pair])
+    if config.inner_start == "truth":
+        mis_v, mis_x = pv[torch.arange(len(agents)), agents].clone(), px[torch.arange(len(agents)), agents].clone()
+    else:
+        mis_v, mis_x = torch.from_numpy(stored_v[pair]), torch.from_numpy(stored_x[pair])
     if candidates is not None:
         mis_v, mis_x = _restart_from_candidates(model, pv, px, pb, agents, mis_v, mis_x,
                                         (candidates[0][pair], candidates[1][pair]))

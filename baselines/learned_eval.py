@@ -347,6 +347,12 @@ def _plot_tradeoff(out: Path, rows: list[dict], title: str) -> None:
     if uniform is not None:
         ax.plot(*lottery_with_pf([0.0, 1.0], uniform["exploitability_vs_pf"], uniform["nsw_vs_pf"]), "--",
                 color="grey", linewidth=1, label="lotteries of PF and the uniform rule (expl. at most)")
+    _finish_tradeoff(fig, ax, low, high, title, out / "tradeoff.png")
+
+
+def _finish_tradeoff(fig, ax, low: float, high: float, title: str, path: Path) -> None:
+    """Shade the RPF-Net paper's target region, label the axes and save the NSW-against-
+    exploitability figure (``low, high``: the NSW range of the points drawn)."""
     ax.fill_between([0, TARGET_EXPLOITABILITY], TARGET_NSW, max(high, 1.0), color="tab:green", alpha=0.12,
                     label=f"target: expl. <= {TARGET_EXPLOITABILITY:g} and NSW >= {TARGET_NSW:g} of PF's")
     ax.set_ylim(min(low, TARGET_NSW - 0.002), max(high, 1.0) + 0.001)
@@ -356,8 +362,43 @@ def _plot_tradeoff(out: Path, rows: list[dict], title: str) -> None:
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "tradeoff.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_measurements(folders: list[str | Path], path: str | Path) -> None:
+    """One figure of the same mechanisms measured by several oracles: each folder is a ``run``
+    output on one test set (named by its folder in the legend, marker per folder), each mechanism
+    one colour, its points joined in folder order, so the figure shows how far a mechanism's
+    exploitability ratio moves with the measurement (the NSW does not move)."""
+    tables = {}
+    for folder in map(Path, folders):
+        table = folder / "table.json"
+        if not table.is_file():
+            raise ValueError(f"{folder} holds no evaluation (table.json)")
+        tables[folder.name] = json.loads(table.read_text())
+    settings = {json.dumps(t["setting"], sort_keys=True) for t in tables.values()}
+    if len(settings) > 1:
+        raise ValueError(f"the folders were evaluated on different test sets: {sorted(settings)}")
+    rows = {name: {r["mechanism"]: r for r in t["rows"] if "exploitability_vs_pf" in r} for name, t in tables.items()}
+    labels = list(dict.fromkeys(label for by_label in rows.values() for label in by_label))
+    markers = dict(zip(rows, itertools.cycle("osD^vph")))
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for label, colour in zip(labels, itertools.cycle(plt.get_cmap("tab10").colors)):
+        points = [(name, rows[name][label]) for name in rows if label in rows[name]]
+        ax.plot([r["exploitability_vs_pf"] for _, r in points], [r["nsw_vs_pf"] for _, r in points], "-",
+                color=colour, linewidth=1, label=label)
+        for name, r in points:
+            x, y = r["exploitability_vs_pf"], r["nsw_vs_pf"]
+            ax.errorbar(x, y, xerr=[[x - r["exploitability_vs_pf_low"]], [r["exploitability_vs_pf_high"] - x]],
+                        fmt=markers[name], capsize=2, color=colour)
+    for name, marker in markers.items():
+        ax.plot([], [], marker, color="black", label=f"measured by: {name}")
+    low, high = ax.get_ylim()
+    setting = next(iter(tables.values()))["setting"]
+    title = (f"{setting['n_agents']} agents x {setting['n_resources']} resources, {setting['profiles']} profiles "
+             f"(seed {setting['seed']}), one marker per oracle")
+    _finish_tradeoff(fig, ax, low, high, title, Path(path))
 
 
 def format_table(rows: list[dict], paper: dict | None = None) -> str:
@@ -485,7 +526,11 @@ def main(argv=None) -> None:
                         help="print A's minus B's exploitability and NSW (fractions of PF's, paired-bootstrap "
                              "95%% intervals) from the evaluations in --results, and exit")
     parser.add_argument("--results", nargs="*", default=[], metavar="DIR",
-                        help="output folders of earlier evaluations on one test set (for --compare)")
+                        help="output folders of earlier evaluations on one test set (for --compare and "
+                             "--plot-measurements)")
+    parser.add_argument("--plot-measurements", metavar="FILE.png",
+                        help="draw the mechanisms of the --results folders, each folder one oracle's measurement "
+                             "of them, into one NSW-against-exploitability figure, and exit")
     parser.add_argument("--timing", action="store_true",
                         help="only time inference of --mechanisms (best of 5, 1000 profiles), relative to exs_net")
     args = parser.parse_args(argv)
@@ -499,6 +544,15 @@ def main(argv=None) -> None:
         return
     if args.ship:
         print(json.dumps(ship(args.ship), indent=2))
+        return
+    if args.plot_measurements:
+        if not args.results:
+            parser.error("--plot-measurements needs --results DIR [DIR ...]")
+        try:
+            plot_measurements(args.results, args.plot_measurements)
+        except ValueError as err:
+            parser.error(str(err))
+        print(f"wrote {args.plot_measurements}")
         return
     if args.compare:
         if not args.results:

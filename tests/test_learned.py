@@ -226,7 +226,9 @@ def test_cli_threads_cap_the_pf_kernel_threads(tmp_path):
                                             (["--inputs", "contended"], ("contended", True)),
                                             (["--inputs", "pf"], ("contended", True)),
                                             (["--demand-patterns", "yes"], ("contended", True)),
-                                            (["--value-patterns", "yes"], ("contended", True))])
+                                            (["--value-patterns", "yes"], ("contended", True)),
+                                            (["--inner-start", "truth", "--inner-gradient", "program"],
+                                             ("contended", True))])
 def test_cli_contended_options_reach_the_config_and_the_recorded_command(tmp_path, flags, expected):
     args = ["train-mechanism", "rpf-net", "--agents", "2", "--resources", "2", "--steps", "1", "--batch-size", "4",
             "--train-size", "8", "--restarts", "0", "--out", str(tmp_path), *flags]
@@ -235,6 +237,8 @@ def test_cli_contended_options_reach_the_config_and_the_recorded_command(tmp_pat
     assert (record["config"]["regularised"], record["config"]["contended_only"]) == expected
     assert record["config"]["demand_patterns"] == ("--demand-patterns" in flags)
     assert record["config"]["value_patterns"] == ("--value-patterns" in flags)
+    assert (record["config"]["inner_start"], record["config"]["inner_gradient"]) == \
+        (("truth", "program") if "--inner-start" in flags else ("warm", "network"))
     # the recorded command is itself a valid command that gives the same settings
     again = record["command"].split()[1:]
     assert cli_main([a if a != str(tmp_path) else str(tmp_path / "again") for a in again]) == 0

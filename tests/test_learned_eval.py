@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mechzoo.baselines.learned_eval import (compare, format_table, lottery_with_pf, main, paired_difference,
+                                           plot_measurements,
                                             parse_mechanism_spec, ratios_to_pf, run)
 
 
@@ -87,6 +88,23 @@ def test_compare_reads_rows_from_several_evaluations_of_one_test_set(tmp_path, c
         compare([tmp_path / "missing"], "pf", "equal")
     with pytest.raises(SystemExit):
         main(["--compare", "equal", "pa"])  # no --results
+
+
+def test_plot_measurements_draws_one_test_set_under_several_oracles(tmp_path, capsys):
+    kwargs = dict(profiles=30, oracle_restarts=1, oracle_steps=2, oracle_pool=4)
+    run(tmp_path / "complete", 2, 2, {"pf": "pf", "equal": "equal"}, **kwargs)
+    run(tmp_path / "from truth", 2, 2, {"pf": "pf", "equal": "equal"}, oracle_from_truth=True, **kwargs)
+    figure = tmp_path / "measurements.png"
+    main(["--plot-measurements", str(figure), "--results", str(tmp_path / "complete"), str(tmp_path / "from truth")])
+    assert figure.stat().st_size > 0 and str(figure) in capsys.readouterr().out
+    run(tmp_path / "other", 2, 2, {"pf": "pf"}, **{**kwargs, "seed": 5})
+    with pytest.raises(ValueError, match="different test sets"):
+        plot_measurements([tmp_path / "complete", tmp_path / "other"], tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="holds no evaluation"):
+        plot_measurements([tmp_path / "missing"], tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+    with pytest.raises(SystemExit):
+        main(["--plot-measurements", str(figure)])  # no --results
 
 
 def test_run_writes_ratios_and_resumes(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mechzoo.agents.mechanism_training import (TrainingConfig, _initial_state, _restart_candidates,
+from mechzoo.agents.mechanism_training import (TrainingConfig, _ascend, _initial_state, _restart_candidates,
                                                _restart_from_candidates, contended_training_data, deviation_utility,
                                                log_nsw, pf_nsw_scale,
                                                training_data, training_step, true_utility, welfare_term)
@@ -105,6 +105,55 @@ def test_training_step_tries_the_demand_patterns():
     assert np.array_equal(state.mis_values, values)
     top = config.space.demand_high
     assert np.all((state.mis_demands == 0) | (state.mis_demands == top) | (state.mis_demands == demands))
+
+
+def test_inner_start_truth_searches_from_the_truthful_report():
+    """``inner_start="truth"``: whatever is stored, a step with no restarts and no ascent leaves the
+    truthful report as every searched pair's misreport; ``"warm"`` keeps the stored one."""
+    for start, keeps_stored in (("truth", False), ("warm", True)):
+        config = small_config(batch_size=16, restarts=0, inner_steps=0, inner_start=start)
+        state = _initial_state(config)
+        values, demands, _ = state.data
+        state.mis_values[:], state.mis_demands[:] = 0.55, 0.33  # stored misreports far from the truth
+        assert training_step(state, config)["searched"] > 0
+        moved = (state.mis_values != 0.55).any(-1) | (state.mis_demands != 0.33).any(-1)
+        if keeps_stored:
+            assert not moved.any()
+        else:
+            assert moved.any()
+            assert np.array_equal(state.mis_values[moved], values[moved])
+            assert np.array_equal(state.mis_demands[moved], demands[moved])
+
+
+def test_inner_gradient_program_ascends_through_the_pf_program_only(batch):
+    """``inner_gradient="program"``: one inner Adam step moves each misreport by the step size along
+    the sign of the gradient through RPF-Net's PF program alone (the network's input held fixed),
+    which differs from the full gradient's."""
+    model, values, demands, budget = batch
+    samples, agents = (t.flatten() for t in torch.meshgrid(torch.arange(len(values)), torch.arange(2), indexing="ij"))
+    pv, px, pb = values[samples], demands[samples], budget[samples]
+    start_v, start_x = pv[torch.arange(len(agents)), agents] * 0.8, px[torch.arange(len(agents)), agents] * 0.9
+    grads = {}
+    for path in ("program", "network"):
+        mis_v = start_v.clone().requires_grad_(True)
+        deviation_utility(model, pv, px, pb, agents, mis_v, start_x, network_gradient=path == "network").sum().backward()
+        grads[path] = mis_v.grad
+    assert not torch.equal(torch.sign(grads["program"]), torch.sign(grads["network"]))
+    config = small_config(inner_steps=1, inner_gradient="program", space=ReportSpace(fields="values"))
+    stepped, _ = _ascend(model, pv, px, pb, agents, start_v.clone(), start_x.clone(), config)
+    clear = grads["program"].abs() > 1e-5  # Adam's first step is the step size times the sign, up to its eps
+    expected = torch.clamp(start_v + config.misreport_lr * torch.sign(grads["program"]), 0.1, 1.0)
+    assert clear.sum() > 4
+    assert torch.allclose(stepped[clear], expected[clear], atol=1e-6)
+
+
+def test_inner_options_are_checked_by_name():
+    with pytest.raises(ValueError, match="inner_start"):
+        small_config(inner_start="random")
+    with pytest.raises(ValueError, match="inner_gradient"):
+        small_config(inner_gradient="closed_form")
+    with pytest.raises(ValueError, match="inner_gradient='program' needs rpf_net"):
+        small_config(architecture="exs_net", inner_gradient="program")
 
 
 def test_fully_served_agents_are_not_searched():
