@@ -470,7 +470,8 @@ def training_step(state: TrainingState, config: TrainingConfig) -> dict:
     pv, px, pb = values[samples], demands[samples], budget[samples]  # one row per searched deviation
     stored_v, stored_x = state.mis_values[idx], state.mis_demands[idx]
     if config.inner_start == "truth":
-        mis_v, mis_x = pv[torch.arange(len(agents)), agents].clone(), px[torch.arange(len(agents)), agents].clone()
+        rows = torch.arange(len(agents))
+        mis_v, mis_x = pv[rows, agents].clone(), px[rows, agents].clone()
     else:
         mis_v, mis_x = torch.from_numpy(stored_v[pair]), torch.from_numpy(stored_x[pair])
     if candidates is not None:
